@@ -1,0 +1,1 @@
+"""The hubspot-consent-sync pipeline's own logic: everything the DAG calls, testable without Airflow."""

@@ -1,0 +1,102 @@
+"""Planning: which valid changes are sent, which are skipped, and how the sends are cut into batches."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from include.consent_sync.contract import Outcome
+
+# Rows per push task when there are plenty: long enough to amortise a task's start-up, short
+# enough that a retry redoes little and the run's tail (the last batches) stays short.
+TARGET_BATCH_ROWS = 500
+# Far below [core] max_map_length (1024); batches grow instead once a run reaches this many.
+MAX_BATCHES = 256
+
+
+def plan_batches(
+    rows: int,
+    parallel_tasks: int = 1,
+    target_rows: int = TARGET_BATCH_ROWS,
+    max_batches: int = MAX_BATCHES,
+) -> list[tuple[int, int]]:
+    """Cut ``rows`` into contiguous ``(start, stop)`` ranges of near-equal size.
+
+    At least ``parallel_tasks`` batches when there are that many rows (every pool slot gets
+    work), about ``target_rows`` rows each, and never more than ``max_batches``.
+    """
+    if rows <= 0:
+        return []
+    count = max(math.ceil(rows / target_rows), min(parallel_tasks, rows))
+    count = min(count, max_batches, rows)
+    size, extra = divmod(rows, count)
+    ranges, start = [], 0
+    for index in range(count):
+        stop = start + size + (1 if index < extra else 0)
+        ranges.append((start, stop))
+        start = stop
+    return ranges
+
+
+@dataclass
+class Plan:
+    """The plan of one run: rows to send, and result rows decided without sending."""
+
+    to_send: object  # pyarrow.Table, source columns
+    decided: object  # pyarrow.Table, result schema
+
+
+def plan_changes(valid, *, dry_run: bool) -> Plan:
+    """Decide each valid candidate: send it, or skip it because a newer change exists.
+
+    ``valid`` holds validated candidates (normalised emails) with the warehouse context columns
+    ``key_latest_change_id`` (latest change of the key up to the interval's end, valid or not)
+    and ``key_synced_changed_at`` (newest change of the key HubSpot accepted from this pipeline).
+    Only the latest change of a key is sent, and never one older than what HubSpot already got,
+    so a backfill of an old interval cannot write an older consent over a newer one.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from include.consent_sync.contract import source_schema
+    from include.consent_sync.ledger import outcome_rows
+
+    not_latest = pc.fill_null(pc.not_equal(valid["change_id"], valid["key_latest_change_id"]), True)
+    older_than_synced = pc.fill_null(
+        pc.greater(valid["key_synced_changed_at"], valid["changed_at"]), False
+    )
+    superseded_by_source = not_latest
+    superseded_by_ledger = pc.and_(pc.invert(not_latest), older_than_synced)
+    send = pc.invert(pc.or_(superseded_by_source, superseded_by_ledger))
+
+    def decided(mask, outcome: Outcome, category: str, message):
+        return outcome_rows(valid.filter(mask), outcome, category, message)
+
+    latest_ids = valid.filter(superseded_by_source)["key_latest_change_id"]
+    parts = [
+        decided(
+            superseded_by_source,
+            Outcome.SKIPPED_SUPERSEDED,
+            "NEWER_CHANGE",
+            pc.binary_join_element_wise(
+                "a newer change for this contact and subscription exists (",
+                pc.fill_null(latest_ids, "unknown"),
+                ")",
+                "",
+            ),
+        ),
+        decided(
+            superseded_by_ledger,
+            Outcome.SKIPPED_SUPERSEDED,
+            "NEWER_CHANGE_SYNCED",
+            "HubSpot already accepted a newer change for this contact and subscription",
+        ),
+    ]
+    to_send = valid.filter(send)
+    if dry_run:
+        parts.append(decided(send, Outcome.DRY_RUN, "DRY_RUN", "dry run: planned, not sent"))
+        to_send = to_send.slice(0, 0)
+    return Plan(
+        to_send=to_send.select(source_schema().names),
+        decided=pa.concat_tables(parts),
+    )

@@ -1,0 +1,119 @@
+"""The bridge between Airflow's task context and the pipeline's steps.
+
+It reads what only Airflow knows (connections, the staging Variable, params, the run's interval)
+and hands plain values to :mod:`include.consent_sync.pipeline`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from include.consent_sync import pipeline, staging
+from include.consent_sync.contract import DAG_ID, WAREHOUSE_CONN_ID
+
+log = logging.getLogger(__name__)
+
+STAGING_VARIABLE = "consent_sync_staging_root"
+DEFAULT_STAGING_ROOT = "file:///tmp/hubspot_consent_sync/staging"
+
+
+def run_folder(context: dict[str, Any]):
+    from airflow.sdk import ObjectStoragePath, Variable
+
+    root = Variable.get(STAGING_VARIABLE, default=DEFAULT_STAGING_ROOT)
+    return staging.run_folder(ObjectStoragePath(root), DAG_ID, context["run_id"])
+
+
+def interval(context: dict[str, Any]) -> tuple[datetime, datetime]:
+    """The run's data interval; a manual run without one covers the day before it was triggered."""
+    end = context.get("data_interval_end") or context["dag_run"].run_after or datetime.now(UTC)
+    start = context.get("data_interval_start") or end - timedelta(days=1)
+    return start, end
+
+
+def open_warehouse():
+    from airflow.sdk import BaseHook
+
+    from include.consent_sync.warehouse import open_warehouse as open_from_connection
+
+    return open_from_connection(BaseHook.get_connection(WAREHOUSE_CONN_ID))
+
+
+def extract(context: dict[str, Any]) -> dict[str, Any]:
+    params = context["params"]
+    start, end = interval(context)
+    folder = run_folder(context)
+    staging.clear_derived(folder)
+    window = pipeline.Window(
+        dag_run_id=context["run_id"],
+        interval_start=start,
+        interval_end=end,
+        lookback_days=int(params["lookback_days"]),
+        resync=bool(params["resync"]),
+        emails=tuple(params["emails"] or ()),
+    )
+    with open_warehouse() as warehouse:
+        return pipeline.extract(warehouse, folder, window)
+
+
+def validate(context: dict[str, Any]) -> dict[str, Any]:
+    return pipeline.validate(
+        run_folder(context),
+        now=datetime.now(UTC),
+        max_invalid_share=float(context["params"]["max_invalid_share"]),
+    )
+
+
+def plan(context: dict[str, Any], parallel_tasks: int) -> list[dict[str, Any]]:
+    params = context["params"]
+    batches = pipeline.plan(
+        run_folder(context),
+        dry_run=bool(params["dry_run"]),
+        max_rows=int(params["max_rows"]),
+        parallel_tasks=parallel_tasks,
+    )
+    guard = params.get("resubscribe_guard")
+    return [{**batch, "resubscribe_guard": guard} for batch in batches]
+
+
+def load_results(context: dict[str, Any], ledger_asset) -> dict[str, int]:
+    from include.consent_sync.ledger import RunFacts
+
+    start, end = interval(context)
+    facts = RunFacts(
+        dag_run_id=context["run_id"],
+        interval_start=start,
+        interval_end=end,
+        recorded_at=datetime.now(UTC),
+        max_attempts=int(context["params"]["max_attempts"]),
+    )
+    with open_warehouse() as warehouse:
+        counts = pipeline.load_results(warehouse, run_folder(context), facts)
+    context["outlet_events"][ledger_asset].extra = {"dag_run_id": facts.dag_run_id, **counts}
+    return counts
+
+
+def report(context: dict[str, Any], counts: dict[str, int] | None) -> None:
+    """Log the run's summary; fail the run if a step stopped early, naming it."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.consent_sync.report import run_summary
+
+    ti = context["ti"]
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+    stopped = sorted(
+        task for task, state in states.items() if state in ("failed", "upstream_failed")
+    )
+    problems = [f"task {task} did not succeed (see its log)" for task in stopped]
+    if counts is None:
+        problems.append("load_results did not record the run's outcomes")
+    start, end = interval(context)
+    summary = run_summary(
+        context["run_id"], f"{start.isoformat()} → {end.isoformat()}", counts or {}, problems
+    )
+    for line in summary.splitlines():
+        log.info("%s", line)
+    if problems:
+        raise AirflowFailException("; ".join(problems))

@@ -1,0 +1,62 @@
+-- The changes a run considers: changed before the interval's end and within the lookback window,
+-- with no final outcome in the ledger yet (or, with resync, the latest change of keys changed in
+-- the interval). Outcomes of this same run do not count, so re-running a run reconsiders exactly
+-- what it considered the first time. Rows with no changed_at are taken too, so validation can quarantine them.
+-- Each candidate carries what planning needs from the warehouse: the latest change of its key up
+-- to the interval's end, how many runs it already FAILED in, and the newest SYNCED change of its key.
+WITH source AS (
+    SELECT c.change_id, c.email, c.subscription_id, c.channel, c.status_state, c.legal_basis,
+           c.legal_basis_explanation, c.changed_at, LOWER(TRIM(c.email)) AS key_email
+    FROM consent_changes c
+    WHERE c.changed_at < :interval_end OR c.changed_at IS NULL
+),
+latest AS (
+    SELECT key_email, subscription_id, channel, change_id AS key_latest_change_id
+    FROM (
+        SELECT key_email, subscription_id, channel, change_id,
+               ROW_NUMBER() OVER (
+                   PARTITION BY key_email, subscription_id, channel
+                   ORDER BY changed_at DESC, change_id DESC
+               ) AS position
+        FROM source
+        WHERE changed_at IS NOT NULL
+    ) ranked
+    WHERE position = 1
+),
+finished AS (
+    SELECT DISTINCT change_id
+    FROM hubspot_consent_sync_results
+    WHERE outcome IN ('SYNCED', 'REJECTED', 'INVALID', 'SKIPPED_SUPERSEDED', 'SKIPPED_HUBSPOT_NEWER')
+      AND dag_run_id <> :dag_run_id
+),
+failures AS (
+    SELECT change_id, COUNT(DISTINCT dag_run_id) AS failed_runs
+    FROM hubspot_consent_sync_results
+    WHERE outcome = 'FAILED' AND dag_run_id <> :dag_run_id
+    GROUP BY change_id
+),
+synced AS (
+    SELECT LOWER(TRIM(email)) AS key_email, subscription_id, channel,
+           MAX(changed_at) AS key_synced_changed_at
+    FROM hubspot_consent_sync_results
+    WHERE outcome = 'SYNCED' AND dag_run_id <> :dag_run_id
+    GROUP BY LOWER(TRIM(email)), subscription_id, channel
+)
+SELECT s.change_id, s.email, s.subscription_id, s.channel, s.status_state, s.legal_basis,
+       s.legal_basis_explanation, s.changed_at,
+       l.key_latest_change_id,
+       COALESCE(f.failed_runs, 0) AS failed_runs,
+       y.key_synced_changed_at
+FROM source s
+LEFT JOIN latest l
+       ON l.key_email = s.key_email AND l.subscription_id = s.subscription_id AND l.channel = s.channel
+LEFT JOIN failures f ON f.change_id = s.change_id
+LEFT JOIN synced y
+       ON y.key_email = s.key_email AND y.subscription_id = s.subscription_id AND y.channel = s.channel
+WHERE (s.changed_at >= :lookback_start OR s.changed_at IS NULL)
+  AND (
+        NOT EXISTS (SELECT 1 FROM finished x WHERE x.change_id = s.change_id)
+        OR (:resync AND s.changed_at >= :interval_start AND l.key_latest_change_id = s.change_id)
+      )
+  AND (:all_contacts OR s.key_email IN (SELECT email FROM sync_contact_filter))
+ORDER BY s.changed_at, s.change_id;

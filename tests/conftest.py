@@ -1,0 +1,50 @@
+"""Shared fixtures: a real DuckDB warehouse file, and the HubSpot sandbox on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+import pytest
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+INTERVAL_START = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+INTERVAL_END = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
+
+
+def change(change_id, email="jane@example.com", subscription_id=1001, state="SUBSCRIBED",
+           changed_at=datetime(2026, 11, 20, 12, 0, tzinfo=UTC), legal_basis=None,
+           explanation=None, channel="EMAIL"):
+    """One consent_changes row as a tuple in table order."""
+    return (change_id, email, subscription_id, channel, state, legal_basis, explanation, changed_at)
+
+
+@pytest.fixture
+def warehouse_path(tmp_path):
+    """An empty consent_changes table in a fresh DuckDB file."""
+    import duckdb
+
+    from include.demo_data import CREATE_TABLE
+
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as connection:
+        connection.execute(CREATE_TABLE)
+    return path
+
+
+def insert_changes(path, rows):
+    import duckdb
+
+    with duckdb.connect(str(path)) as connection:
+        connection.execute("SET TimeZone = 'UTC'")
+        connection.executemany("INSERT INTO consent_changes VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+@pytest.fixture
+def sandbox():
+    """The HubSpot sandbox in this process, on a free loopback port."""
+    from include.hubspot_sandbox import SandboxServer
+
+    with SandboxServer(token="sandbox-token", port=0) as server:
+        yield server
