@@ -13,9 +13,16 @@ INTERVAL_START = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 INTERVAL_END = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
 
 
-def change(change_id, email="jane@example.com", subscription_id=1001, state="SUBSCRIBED",
-           changed_at=datetime(2026, 11, 20, 12, 0, tzinfo=UTC), legal_basis=None,
-           explanation=None, channel="EMAIL"):
+def change(
+    change_id,
+    email="jane@example.com",
+    subscription_id=1001,
+    state="SUBSCRIBED",
+    changed_at=datetime(2026, 11, 20, 12, 0, tzinfo=UTC),
+    legal_basis=None,
+    explanation=None,
+    channel="EMAIL",
+):
     """One consent_changes row as a tuple in table order."""
     return (change_id, email, subscription_id, channel, state, legal_basis, explanation, changed_at)
 
@@ -48,3 +55,29 @@ def sandbox():
 
     with SandboxServer(token="sandbox-token", port=0) as server:
         yield server
+
+
+@pytest.fixture
+def hubspot_connection(monkeypatch, sandbox):
+    """Point the `hubspot_default` connection at the sandbox; returns a setter for extras."""
+    import json
+
+    def connect(token="sandbox-token", **extras):
+        extras.setdefault("max_attempts", 3)
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_HUBSPOT_DEFAULT",
+            json.dumps(
+                {"conn_type": "http", "host": sandbox.url, "password": token, "extra": extras}
+            ),
+        )
+
+    connect()
+    return connect
+
+
+@pytest.fixture
+def no_backoff(monkeypatch):
+    """Retries without the real backoff sleeps (the backoff itself is unit-tested)."""
+    from hubspot_provider.hooks.hubspot import HubSpotHook
+
+    monkeypatch.setattr(HubSpotHook, "_backoff_s", staticmethod(lambda attempt: 0.01))
