@@ -64,6 +64,7 @@ def hubspot_connection(monkeypatch, sandbox):
 
     def connect(token="sandbox-token", **extras):
         extras.setdefault("max_attempts", 3)
+        extras.setdefault("rate_limit_per_10s", 5000)  # pacing has its own tests
         monkeypatch.setenv(
             "AIRFLOW_CONN_HUBSPOT_DEFAULT",
             json.dumps(

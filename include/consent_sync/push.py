@@ -20,7 +20,7 @@ FLUSH_EVERY_S = 5.0
 
 def _result_row(change_id: str, outcome: Outcome, **facts: Any) -> dict[str, Any]:
     row = dict.fromkeys(result_schema().names)
-    row.update(change_id=change_id, outcome=str(outcome), attempts=0, **facts)
+    row.update({"attempts": 0, **facts, "change_id": change_id, "outcome": str(outcome)})
     return row
 
 
@@ -94,6 +94,7 @@ def push_batch(
             )
             for row in todo
         ]
+        emails = {row["change_id"]: row["email"] for row in todo}
         finished: set[str] = set()
         try:
             for result in hook.write_statuses(changes):
@@ -105,7 +106,7 @@ def push_batch(
                         "%s: %s for %s: %s %s",
                         label,
                         result.outcome,
-                        _email_of(todo, result.change_id),
+                        mask_email(emails[result.change_id]),
                         result.error_category,
                         result.error_message,
                     )
@@ -131,10 +132,6 @@ def push_batch(
         staged.flush()
     log.info("%s", progress.line())
     return dict(Counter(parts.read().column("outcome").to_pylist()))
-
-
-def _email_of(rows: list[dict], change_id: str) -> str:
-    return next((mask_email(r["email"]) for r in rows if r["change_id"] == change_id), "***")
 
 
 def _apply_resubscribe_guard(hook, rows: list[dict], staged: _StagedResults, log) -> list[dict]:
