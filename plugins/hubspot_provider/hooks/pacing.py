@@ -1,10 +1,12 @@
 """Request pacing that keeps every parallel push task, together, just under HubSpot's limit.
 
 HubSpot's limit is per app and portal, so all mapped push tasks share one budget. Each task starts
-at its fair share (limit / parallel tasks) and then steers by the ``X-HubSpot-RateLimit-Remaining``
-header, which reports what is left of the shared rolling window: plenty left means other tasks are
-idle (speed up, up to the whole limit); little left means the window is nearly spent (slow down).
-A 429 pauses the task for the window and halves its pace.
+at its fair share (limit / parallel tasks), which is safe however many tasks run. HubSpot reports
+on every answer how much of the shared rolling window is used (``X-HubSpot-RateLimit-Max`` minus
+``-Remaining``); from that each task steers towards the limit by taking a 1/N part of the unused
+budget per step, so N tasks that all see the same free budget do not all grab it at once. When
+other tasks finish, the remaining ones speed up; when the window is nearly spent, they brake.
+No coordination service is needed, so this holds across workers on several machines.
 """
 
 from __future__ import annotations
@@ -13,11 +15,16 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-# Aim for this share of the limit, leaving a little room for clock skew between tasks.
+# Aim for this share of the limit: room for requests in flight and clock skew between tasks.
 HEADROOM = 0.97
-# Keep this share of the window unspent before slowing down; above HIGH_WATER, speed up.
-LOW_WATER = 0.08
-HIGH_WATER = 0.30
+# Re-plan the rate at most this often; per-answer changes would chase noise.
+UPDATE_EVERY_S = 0.5
+# Share of its 1/N part of the free budget a task takes per step. The window is a 10 s moving
+# sum, so it reports a change late; small steps keep the tasks from overshooting meanwhile.
+GAIN = 0.1
+# Brake when the window has no more than this share left.
+BRAKE_BELOW = 0.01
+MAX_SHRINK = 0.5
 
 
 class RatePacer:
@@ -41,12 +48,15 @@ class RatePacer:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
+        self._window_s = window_s
         self._max_rate = limit * HEADROOM / window_s
         self._min_rate = self._max_rate / max(1, parallel_tasks) / 8
         self.rate = self._max_rate / max(1, parallel_tasks)
-        self._next_slot = clock()
+        self._started = clock()
+        self._next_slot = self._started
+        self._next_update = self._started
         self._paused_until = 0.0
-        self.waited_s = 0.0
+        self._parallel_tasks = max(1, parallel_tasks)
 
     def acquire(self) -> None:
         """Block until this caller's request may go, reserving the slot after it."""
@@ -54,28 +64,45 @@ class RatePacer:
             now = self._clock()
             start = max(now, self._next_slot, self._paused_until)
             self._next_slot = start + 1.0 / self.rate
-        wait = start - now
-        if wait > 0:
-            self.waited_s += wait
-            self._sleep(wait)
+        if start > now:
+            self._sleep(start - now)
 
     def observe(self, headers: Mapping[str, str]) -> None:
-        """Adapt the pace to what HubSpot reports is left of the shared window."""
+        """Steer towards the limit by what HubSpot says is left of the shared window."""
         try:
-            remaining = int(headers["X-HubSpot-RateLimit-Remaining"])
             maximum = int(headers["X-HubSpot-RateLimit-Max"])
+            remaining = int(headers["X-HubSpot-RateLimit-Remaining"])
         except (KeyError, TypeError, ValueError):
             return
-        if maximum <= 0:
+        try:
+            window_s = int(headers["X-HubSpot-RateLimit-Interval-Milliseconds"]) / 1000
+        except (KeyError, TypeError, ValueError):
+            window_s = self._window_s
+        if maximum <= 0 or window_s <= 0:
             return
         with self._lock:
-            if remaining < maximum * LOW_WATER:
-                self.rate = max(self._min_rate, self.rate * 0.85)
-            elif remaining > maximum * HIGH_WATER:
-                self.rate = min(self._max_rate, self.rate * 1.05)
+            now = self._clock()
+            if now < self._next_update:
+                return
+            self._next_update = now + UPDATE_EVERY_S
+            # Until this task has watched a whole window (since its start or last pause), the
+            # window's count spans more time than that: dividing by it overestimates the others
+            # (the safe side), where dividing by the window would dilute a recent burst.
+            span = min(window_s, max(now - self._started, UPDATE_EVERY_S))
+            ceiling = min(self._max_rate, maximum * HEADROOM / window_s)
+            free = ceiling - (maximum - remaining) / span
+            if now - self._started < window_s:
+                # Tasks that are still starting do not show in the window yet: only slow down.
+                free = min(free, 0.0)
+            rate = self.rate + GAIN * free / self._parallel_tasks
+            if remaining <= maximum * BRAKE_BELOW:
+                rate = min(rate, self.rate * 0.8)
+            self.rate = min(max(rate, self.rate * MAX_SHRINK, self._min_rate), ceiling)
 
     def rate_limited(self, wait_s: float) -> None:
-        """A 429 TEN_SECONDLY_ROLLING came back: pause everyone in this task and slow down."""
+        """A 429 TEN_SECONDLY_ROLLING came back: pause every thread of this task, slow down."""
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + wait_s)
-            self.rate = max(self._min_rate, self.rate * 0.5)
+            # The window emptied meanwhile: judge the others only by what comes after the pause.
+            self._started = self._paused_until
+            self.rate = max(self._min_rate, self.rate * MAX_SHRINK)
