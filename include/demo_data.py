@@ -43,7 +43,7 @@ UNUSUAL_LOCAL_PARTS = (
 INVALID_EMAILS = ("not-an-email", "two@@example.com", "space in@example.com", "nodot@localhost", "")
 
 CREATE_TABLE = f"""
-CREATE OR REPLACE TABLE {SOURCE_TABLE} (
+CREATE TABLE {SOURCE_TABLE} (
     change_id TEXT,
     email TEXT,
     subscription_id BIGINT,
@@ -114,17 +114,32 @@ def demo_rows(
     return out
 
 
-def create_demo_warehouse(
-    path: str, rows: int = 3000, interval_end: datetime = DEMO_INTERVAL_END
-) -> int:
-    """(Re)create ``consent_changes`` in the DuckDB file at ``path``; return the row count."""
-    import duckdb
+def create_source_table(warehouse) -> None:
+    """(Re)create an empty ``consent_changes`` table (any :class:`Warehouse`)."""
+    warehouse.execute(f"DROP TABLE IF EXISTS {SOURCE_TABLE}")
+    warehouse.execute(CREATE_TABLE)
 
+
+def insert_changes(warehouse, rows: list[tuple]) -> None:
+    """Append rows (tuples in table order) to ``consent_changes`` in one bulk insert."""
+    import pyarrow as pa
+
+    from include.consent_sync.contract import source_schema
+
+    names = source_schema().names
+    table = pa.Table.from_pylist(
+        [dict(zip(names, r, strict=True)) for r in rows], schema=source_schema()
+    )
+    warehouse.insert_arrow(SOURCE_TABLE, table)
+
+
+def create_demo_warehouse(
+    warehouse, rows: int = 3000, interval_end: datetime = DEMO_INTERVAL_END
+) -> int:
+    """(Re)create ``consent_changes`` with demo rows; return the row count."""
     data = demo_rows(rows, interval_end)
-    with duckdb.connect(path) as connection:
-        connection.execute("SET TimeZone = 'UTC'")
-        connection.execute(CREATE_TABLE)
-        connection.executemany(f"INSERT INTO {SOURCE_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", data)
+    create_source_table(warehouse)
+    insert_changes(warehouse, data)
     return len(data)
 
 
@@ -134,7 +149,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=3000)
     parser.add_argument("--interval-end", default=DEMO_INTERVAL_END.isoformat())
     args = parser.parse_args()
-    count = create_demo_warehouse(args.path, args.rows, datetime.fromisoformat(args.interval_end))
+    from include.consent_sync.warehouse import DuckDBWarehouse
+
+    with DuckDBWarehouse(args.path) as warehouse:
+        count = create_demo_warehouse(
+            warehouse, args.rows, datetime.fromisoformat(args.interval_end)
+        )
     print(f"{count} consent changes written to {args.path} (table {SOURCE_TABLE})")
 
 

@@ -24,10 +24,10 @@ POOL_SLOTS = 4
 
 @dataclass
 class LocalAirflow:
-    """An Airflow home for local runs, wired to a warehouse file and a HubSpot base URL."""
+    """An Airflow home for local runs, wired to a warehouse connection and a HubSpot base URL."""
 
     home: Path
-    warehouse: Path
+    warehouse: dict  # the consent_warehouse connection's fields (conn_type, host, ...)
     hubspot_url: str
     staging: Path
     hubspot_extras: dict = field(default_factory=dict)
@@ -52,9 +52,7 @@ class LocalAirflow:
                         "extra": {"rate_limit_per_10s": 190, **self.hubspot_extras},
                     }
                 ),
-                "AIRFLOW_CONN_CONSENT_WAREHOUSE": json.dumps(
-                    {"conn_type": "duckdb", "host": str(self.warehouse)}
-                ),
+                "AIRFLOW_CONN_CONSENT_WAREHOUSE": json.dumps(self.warehouse),
                 "AIRFLOW_VAR_CONSENT_SYNC_STAGING_ROOT": self.staging.resolve().as_uri(),
             }
         )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
 
+from include.consent_sync.warehouse import DuckDBWarehouse  # noqa: E402
 from include.demo_data import create_demo_warehouse  # noqa: E402
 from include.local_airflow import PROJECT, LocalAirflow, SandboxProcess  # noqa: E402
 
@@ -22,9 +23,11 @@ def main() -> int:
     LOCAL.mkdir(exist_ok=True)
     warehouse = LOCAL / "warehouse.duckdb"
     if not warehouse.exists():
-        create_demo_warehouse(str(warehouse))
+        with DuckDBWarehouse(str(warehouse)) as connection:
+            create_demo_warehouse(connection)
     with SandboxProcess(LOCAL, "--rate-limit-per-10s", "190", "--latency-ms", "20") as sandbox:
-        airflow = LocalAirflow(LOCAL / "airflow", warehouse, sandbox.url, LOCAL / "staging")
+        connection = {"conn_type": "duckdb", "host": str(warehouse)}
+        airflow = LocalAirflow(LOCAL / "airflow", connection, sandbox.url, LOCAL / "staging")
         airflow.prepare()
         print(f"HubSpot sandbox: {sandbox.url}; warehouse: {warehouse}; UI: http://localhost:8080")
         try:

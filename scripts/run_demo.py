@@ -12,6 +12,7 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
 
 from include.consent_sync.contract import LEDGER_TABLE  # noqa: E402
+from include.consent_sync.warehouse import DuckDBWarehouse  # noqa: E402
 from include.demo_data import DEMO_INTERVAL_END, create_demo_warehouse  # noqa: E402
 from include.local_airflow import PROJECT, LocalAirflow, SandboxProcess  # noqa: E402
 
@@ -32,11 +33,13 @@ def main() -> int:
     warehouse = LOCAL / "warehouse.duckdb"
     LOCAL.mkdir(exist_ok=True)
     if not warehouse.exists():
-        rows = create_demo_warehouse(str(warehouse))
+        with DuckDBWarehouse(str(warehouse)) as connection:
+            rows = create_demo_warehouse(connection)
         print(f"Demo warehouse created: {warehouse} ({rows:,} consent changes)")
     with SandboxProcess(LOCAL, "--rate-limit-per-10s", "190", "--latency-ms", "20") as sandbox:
         print(f"HubSpot sandbox listening on {sandbox.url}")
-        airflow = LocalAirflow(LOCAL / "airflow", warehouse, sandbox.url, LOCAL / "staging")
+        connection = {"conn_type": "duckdb", "host": str(warehouse)}
+        airflow = LocalAirflow(LOCAL / "airflow", connection, sandbox.url, LOCAL / "staging")
         airflow.prepare()
         logical_date = DEMO_INTERVAL_END.isoformat()
         print(f"Running hubspot_consent_sync for the interval ending {logical_date} ...")

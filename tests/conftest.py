@@ -28,24 +28,23 @@ def change(
 
 
 @pytest.fixture
-def warehouse_path(tmp_path):
-    """An empty consent_changes table in a fresh DuckDB file."""
-    import duckdb
+def warehouse(tmp_path):
+    """A real warehouse with an empty consent_changes table."""
+    from include.demo_data import create_source_table
+    from tests.warehouses import DuckDBTestWarehouse
 
-    from include.demo_data import CREATE_TABLE
+    test_warehouse = DuckDBTestWarehouse(tmp_path / "warehouse.duckdb")
+    with test_warehouse.open() as connection:
+        create_source_table(connection)
+    yield test_warehouse
+    test_warehouse.drop()
 
-    path = tmp_path / "warehouse.duckdb"
-    with duckdb.connect(str(path)) as connection:
-        connection.execute(CREATE_TABLE)
-    return path
 
+def insert_changes(warehouse, rows):
+    from include.demo_data import insert_changes as insert
 
-def insert_changes(path, rows):
-    import duckdb
-
-    with duckdb.connect(str(path)) as connection:
-        connection.execute("SET TimeZone = 'UTC'")
-        connection.executemany("INSERT INTO consent_changes VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    with warehouse.open() as connection:
+        insert(connection, rows)
 
 
 @pytest.fixture

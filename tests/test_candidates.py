@@ -5,14 +5,14 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 
 from include.consent_sync.contract import ledger_schema
-from include.consent_sync.warehouse import DuckDBWarehouse, load_sql
+from include.consent_sync.warehouse import load_sql
 from tests.conftest import INTERVAL_END, INTERVAL_START, change, insert_changes
 
 NOON = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
 
-def candidates(path, run_id="run-2", *, resync=False, emails=(), lookback_days=30):
-    with DuckDBWarehouse(str(path)) as warehouse:
+def candidates(warehouse_under_test, run_id="run-2", *, resync=False, emails=(), lookback_days=30):
+    with warehouse_under_test.open() as warehouse:
         warehouse.ensure_ledger()
         warehouse.set_contact_filter(emails)
         table = warehouse.query_arrow(
@@ -29,10 +29,10 @@ def candidates(path, run_id="run-2", *, resync=False, emails=(), lookback_days=3
     return {row["change_id"]: row for row in table.to_pylist()}
 
 
-def record(path, run_id, outcomes):
+def record(warehouse_under_test, run_id, outcomes):
     """Put ledger rows {change_id: outcome} for run_id."""
     rows = []
-    with DuckDBWarehouse(str(path)) as warehouse:
+    with warehouse_under_test.open() as warehouse:
         warehouse.ensure_ledger()
         source = {
             r["change_id"]: r
@@ -46,9 +46,9 @@ def record(path, run_id, outcomes):
         warehouse.replace_run_rows(run_id, pa.Table.from_pylist(rows, schema=ledger_schema()))
 
 
-def test_window_lookback_and_late_rows(warehouse_path):
+def test_window_lookback_and_late_rows(warehouse):
     insert_changes(
-        warehouse_path,
+        warehouse,
         [
             change("in-interval"),
             change("late-arrival", changed_at=NOON - timedelta(days=3)),
@@ -57,29 +57,35 @@ def test_window_lookback_and_late_rows(warehouse_path):
             change("no-timestamp", changed_at=None),
         ],
     )
-    assert set(candidates(warehouse_path)) == {"in-interval", "late-arrival", "no-timestamp"}
-    assert "late-arrival" not in candidates(warehouse_path, lookback_days=2)
+    assert set(candidates(warehouse)) == {"in-interval", "late-arrival", "no-timestamp"}
+    assert "late-arrival" not in candidates(warehouse, lookback_days=2)
 
 
-def test_final_outcomes_are_done_but_failed_deferred_and_dry_run_come_back(warehouse_path):
+def test_final_outcomes_are_done_but_failed_deferred_and_dry_run_come_back(warehouse):
     ids = ["synced", "rejected", "invalid", "failed", "deferred", "dry"]
-    insert_changes(warehouse_path, [change(i, email=f"{i}@x.com") for i in ids])
+    insert_changes(warehouse, [change(i, email=f"{i}@x.com") for i in ids])
     record(
-        warehouse_path,
+        warehouse,
         "run-1",
-        {"synced": "SYNCED", "rejected": "REJECTED", "invalid": "INVALID", "failed": "FAILED",
-         "deferred": "DEFERRED", "dry": "DRY_RUN"},
+        {
+            "synced": "SYNCED",
+            "rejected": "REJECTED",
+            "invalid": "INVALID",
+            "failed": "FAILED",
+            "deferred": "DEFERRED",
+            "dry": "DRY_RUN",
+        },
     )
-    found = candidates(warehouse_path)
+    found = candidates(warehouse)
     assert set(found) == {"failed", "deferred", "dry"}
     assert found["failed"]["failed_runs"] == 1 and found["deferred"]["failed_runs"] == 0
     # The run that wrote those rows, run again, reconsiders exactly the same changes.
-    assert set(candidates(warehouse_path, run_id="run-1")) == set(ids)
+    assert set(candidates(warehouse, run_id="run-1")) == set(ids)
 
 
-def test_latest_change_of_the_key_and_newest_synced_are_carried(warehouse_path):
+def test_latest_change_of_the_key_and_newest_synced_are_carried(warehouse):
     insert_changes(
-        warehouse_path,
+        warehouse,
         [
             change("old", email="Jane@Example.com ", changed_at=NOON - timedelta(hours=2)),
             change("new", email="jane@example.com", changed_at=NOON, state="UNSUBSCRIBED"),
@@ -87,38 +93,44 @@ def test_latest_change_of_the_key_and_newest_synced_are_carried(warehouse_path):
             change("tie-b", email="t@x.com", changed_at=NOON),
         ],
     )
-    record(warehouse_path, "run-1", {"old": "SYNCED"})
-    found = candidates(warehouse_path)
+    record(warehouse, "run-1", {"old": "SYNCED"})
+    found = candidates(warehouse)
     assert found["new"]["key_latest_change_id"] == "new"
     assert found["new"]["key_synced_changed_at"] == NOON - timedelta(hours=2)
     assert found["tie-a"]["key_latest_change_id"] == "tie-b"  # ties: the larger change_id wins
 
 
-def test_resync_brings_back_synced_latest_changes_of_the_interval(warehouse_path):
-    insert_changes(warehouse_path, [change("a", email="a@x.com"), change("b", email="b@x.com")])
-    record(warehouse_path, "run-1", {"a": "SYNCED", "b": "SYNCED"})
-    assert candidates(warehouse_path) == {}
-    assert set(candidates(warehouse_path, resync=True)) == {"a", "b"}
+def test_resync_brings_back_synced_latest_changes_of_the_interval(warehouse):
+    insert_changes(warehouse, [change("a", email="a@x.com"), change("b", email="b@x.com")])
+    record(warehouse, "run-1", {"a": "SYNCED", "b": "SYNCED"})
+    assert candidates(warehouse) == {}
+    assert set(candidates(warehouse, resync=True)) == {"a", "b"}
 
 
-def test_contact_filter(warehouse_path):
+def test_contact_filter(warehouse):
     insert_changes(
-        warehouse_path,
-        [change("a", email="a+tag@x.com"), change("b", email="b@x.com"), change("c", email=" A+TAG@x.com")],
+        warehouse,
+        [
+            change("a", email="a+tag@x.com"),
+            change("b", email="b@x.com"),
+            change("c", email=" A+TAG@x.com"),
+        ],
     )
-    assert set(candidates(warehouse_path, emails=["A+tag@X.com"])) == {"a", "c"}
+    assert set(candidates(warehouse, emails=["A+tag@X.com"])) == {"a", "c"}
 
 
-def test_a_run_replaces_its_own_ledger_rows(warehouse_path):
-    insert_changes(warehouse_path, [change("a"), change("b", email="b@x.com")])
-    record(warehouse_path, "run-1", {"a": "FAILED", "b": "FAILED"})
-    record(warehouse_path, "run-1", {"a": "SYNCED", "b": "FAILED"})
-    with DuckDBWarehouse(str(warehouse_path)) as warehouse:
-        rows = warehouse.query_arrow(
-            "SELECT change_id, outcome FROM hubspot_consent_sync_results ORDER BY change_id"
-        ).to_pylist()
-        runs = warehouse.query_arrow("SELECT * FROM hubspot_consent_sync_runs").to_pylist()
-        latest = warehouse.query_arrow("SELECT * FROM hubspot_consent_sync_latest").to_pylist()
-    assert rows == [{"change_id": "a", "outcome": "SYNCED"}, {"change_id": "b", "outcome": "FAILED"}]
+def test_a_run_replaces_its_own_ledger_rows(warehouse):
+    insert_changes(warehouse, [change("a"), change("b", email="b@x.com")])
+    record(warehouse, "run-1", {"a": "FAILED", "b": "FAILED"})
+    record(warehouse, "run-1", {"a": "SYNCED", "b": "FAILED"})
+    rows = warehouse.rows(
+        "SELECT change_id, outcome FROM hubspot_consent_sync_results ORDER BY change_id"
+    )
+    runs = warehouse.rows("SELECT * FROM hubspot_consent_sync_runs")
+    latest = warehouse.rows("SELECT * FROM hubspot_consent_sync_latest")
+    assert rows == [
+        {"change_id": "a", "outcome": "SYNCED"},
+        {"change_id": "b", "outcome": "FAILED"},
+    ]
     assert runs[0]["changes"] == 2 and runs[0]["synced"] == 1 and runs[0]["failed"] == 1
     assert [r["change_id"] for r in latest] == ["a"]

@@ -29,17 +29,26 @@ def _valid(rows):
     latest, synced = [], []
     for change_id, email, hour, latest_id, synced_hour in rows:
         values = dict(
-            change_id=change_id, email=email, subscription_id=1001, channel="EMAIL",
-            status_state="SUBSCRIBED", legal_basis=None, legal_basis_explanation=None,
+            change_id=change_id,
+            email=email,
+            subscription_id=1001,
+            channel="EMAIL",
+            status_state="SUBSCRIBED",
+            legal_basis=None,
+            legal_basis_explanation=None,
             changed_at=datetime(2026, 11, 20, hour, tzinfo=UTC),
         )
         for name in base:
             base[name].append(values[name])
         latest.append(latest_id)
-        synced.append(None if synced_hour is None else datetime(2026, 11, 20, synced_hour, tzinfo=UTC))
+        synced.append(
+            None if synced_hour is None else datetime(2026, 11, 20, synced_hour, tzinfo=UTC)
+        )
     table = pa.table(base, schema=source_schema())
     table = table.append_column("key_latest_change_id", pa.array(latest, pa.string()))
-    return table.append_column("key_synced_changed_at", pa.array(synced, pa.timestamp("us", tz="UTC")))
+    return table.append_column(
+        "key_synced_changed_at", pa.array(synced, pa.timestamp("us", tz="UTC"))
+    )
 
 
 def test_only_the_latest_change_of_a_key_is_sent_and_never_an_older_one_than_synced():

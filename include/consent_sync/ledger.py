@@ -38,7 +38,8 @@ def _with_identity(table):
         ids = [
             i
             if i is not None
-            else "missing-change-id:" + hashlib.sha256(repr(list(r.values())).encode()).hexdigest()[:16]
+            else "missing-change-id:"
+            + hashlib.sha256(repr(list(r.values())).encode()).hexdigest()[:16]
             for i, r in zip(ids, rows, strict=True)
         ]
         table = table.set_column(
