@@ -85,16 +85,14 @@ class RatePacer:
             if now < self._next_update:
                 return
             self._next_update = now + UPDATE_EVERY_S
-            # Until this task has watched a whole window (since its start or last pause), the
-            # window's count spans more time than that: dividing by it overestimates the others
-            # (the safe side), where dividing by the window would dilute a recent burst.
-            span = min(window_s, max(now - self._started, UPDATE_EVERY_S))
             ceiling = min(self._max_rate, maximum * HEADROOM / window_s)
-            free = ceiling - (maximum - remaining) / span
             if now - self._started < window_s:
-                # Tasks that are still starting do not show in the window yet: only slow down.
-                free = min(free, 0.0)
-            rate = self.rate + GAIN * free / self._parallel_tasks
+                # The window still holds traffic from before this task started (or paused), and
+                # other tasks may be starting too: hold the fair share.
+                rate = self.rate
+            else:
+                free = ceiling - (maximum - remaining) / window_s
+                rate = self.rate + GAIN * free / self._parallel_tasks
             if remaining <= maximum * BRAKE_BELOW:
                 rate = min(rate, self.rate * 0.8)
             self.rate = min(max(rate, self.rate * MAX_SHRINK, self._min_rate), ceiling)
@@ -103,6 +101,6 @@ class RatePacer:
         """A 429 TEN_SECONDLY_ROLLING came back: pause every thread of this task, slow down."""
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + wait_s)
-            # The window emptied meanwhile: judge the others only by what comes after the pause.
+            # The window drains meanwhile: steer by it again only once it is refilled.
             self._started = self._paused_until
             self.rate = max(self._min_rate, self.rate * MAX_SHRINK)
