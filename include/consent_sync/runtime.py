@@ -7,6 +7,8 @@ and hands plain values to :mod:`include.consent_sync.pipeline`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,6 +43,22 @@ def open_warehouse():
     return open_from_connection(BaseHook.get_connection(WAREHOUSE_CONN_ID))
 
 
+@contextmanager
+def gates_fail_fast() -> Iterator[None]:
+    """A tripped gate (schema, invalid share, max_rows) fails the task without Airflow retries.
+
+    The same data would trip it again; the message says what to fix or which param to raise.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.consent_sync.validation import InvalidShareExceeded, SchemaContractError
+
+    try:
+        yield
+    except (SchemaContractError, InvalidShareExceeded, pipeline.TooManyRows) as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
 def extract(context: dict[str, Any]) -> dict[str, Any]:
     params = context["params"]
     start, end = interval(context)
@@ -54,26 +72,28 @@ def extract(context: dict[str, Any]) -> dict[str, Any]:
         resync=bool(params["resync"]),
         emails=tuple(params["emails"] or ()),
     )
-    with open_warehouse() as warehouse:
+    with open_warehouse() as warehouse, gates_fail_fast():
         return pipeline.extract(warehouse, folder, window)
 
 
 def validate(context: dict[str, Any]) -> dict[str, Any]:
-    return pipeline.validate(
-        run_folder(context),
-        now=datetime.now(UTC),
-        max_invalid_share=float(context["params"]["max_invalid_share"]),
-    )
+    with gates_fail_fast():
+        return pipeline.validate(
+            run_folder(context),
+            now=datetime.now(UTC),
+            max_invalid_share=float(context["params"]["max_invalid_share"]),
+        )
 
 
 def plan(context: dict[str, Any], parallel_tasks: int) -> list[dict[str, Any]]:
     params = context["params"]
-    batches = pipeline.plan(
-        run_folder(context),
-        dry_run=bool(params["dry_run"]),
-        max_rows=int(params["max_rows"]),
-        parallel_tasks=parallel_tasks,
-    )
+    with gates_fail_fast():
+        batches = pipeline.plan(
+            run_folder(context),
+            dry_run=bool(params["dry_run"]),
+            max_rows=int(params["max_rows"]),
+            parallel_tasks=parallel_tasks,
+        )
     guard = params.get("resubscribe_guard")
     return [{**batch, "resubscribe_guard": guard} for batch in batches]
 
