@@ -134,3 +134,17 @@ def test_a_run_replaces_its_own_ledger_rows(warehouse):
     ]
     assert runs[0]["changes"] == 2 and runs[0]["synced"] == 1 and runs[0]["failed"] == 1
     assert [r["change_id"] for r in latest] == ["a"]
+
+
+def test_a_change_superseded_after_the_interval_knows_it(warehouse):
+    """A backfill must not send a change that a newer one (even outside its interval) overrides."""
+    insert_changes(
+        warehouse,
+        [
+            change("in-interval", "k@x.com", changed_at=NOON),
+            change("next-night", "k@x.com", changed_at=INTERVAL_END + timedelta(hours=5)),
+        ],
+    )
+    found = candidates(warehouse)
+    assert set(found) == {"in-interval"}
+    assert found["in-interval"]["key_latest_change_id"] == "next-night"

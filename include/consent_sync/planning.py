@@ -50,7 +50,7 @@ def plan_changes(valid, *, dry_run: bool) -> Plan:
     """Decide each valid candidate: send it, or skip it because a newer change exists.
 
     ``valid`` holds validated candidates (normalised emails) with the warehouse context columns
-    ``key_latest_change_id`` (latest change of the key up to the interval's end, valid or not)
+    ``key_latest_change_id`` (latest change of the key in the whole table, valid or not)
     and ``key_synced_changed_at`` (newest change of the key HubSpot accepted from this pipeline).
     Only the latest change of a key is sent, and never one older than what HubSpot already got,
     so a backfill of an old interval cannot write an older consent over a newer one.

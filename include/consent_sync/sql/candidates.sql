@@ -1,14 +1,16 @@
 -- The changes a run considers: changed before the interval's end and within the lookback window,
 -- with no final outcome in the ledger yet (or, with resync, the latest change of keys changed in
 -- the interval). Outcomes of this same run do not count, so re-running a run reconsiders exactly
--- what it considered the first time. Rows with no changed_at are taken too, so validation can quarantine them.
--- Each candidate carries what planning needs from the warehouse: the latest change of its key up
--- to the interval's end, how many runs it already FAILED in, and the newest SYNCED change of its key.
+-- what it considered the first time. Rows with no changed_at are taken too, so validation can
+-- quarantine them.
+-- Each candidate carries what planning needs from the warehouse: the latest change of its key in
+-- the whole table (a change already superseded after the interval is never sent, so a backfill
+-- cannot revert a newer consent even while a newer run pushes), how many runs it already FAILED
+-- in, and the newest SYNCED change of its key.
 WITH source AS (
     SELECT c.change_id, c.email, c.subscription_id, c.channel, c.status_state, c.legal_basis,
            c.legal_basis_explanation, c.changed_at, LOWER(TRIM(c.email)) AS key_email
     FROM consent_changes c
-    WHERE c.changed_at < :interval_end OR c.changed_at IS NULL
 ),
 latest AS (
     SELECT key_email, subscription_id, channel, change_id AS key_latest_change_id
@@ -53,7 +55,7 @@ LEFT JOIN latest l
 LEFT JOIN failures f ON f.change_id = s.change_id
 LEFT JOIN synced y
        ON y.key_email = s.key_email AND y.subscription_id = s.subscription_id AND y.channel = s.channel
-WHERE (s.changed_at >= :lookback_start OR s.changed_at IS NULL)
+WHERE ((s.changed_at >= :lookback_start AND s.changed_at < :interval_end) OR s.changed_at IS NULL)
   AND (
         NOT EXISTS (SELECT 1 FROM finished x WHERE x.change_id = s.change_id)
         OR (:resync AND s.changed_at >= :interval_start AND l.key_latest_change_id = s.change_id)
