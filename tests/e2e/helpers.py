@@ -42,10 +42,13 @@ def hubspot_view(sandbox) -> dict[tuple[str, int], str]:
 
 
 def expected_hubspot(rows, valid_ids, before: datetime) -> dict[tuple[str, int], str]:
-    """The latest change per key (changed before ``before``), where that latest change is valid."""
+    """Per key, the latest change in the whole table, where it is valid and changed before ``before``.
+
+    Changes overtaken by a later change (even one after the run's interval) are never sent.
+    """
     latest: dict[tuple, dict] = {}
     for row in rows:
-        if row["changed_at"] is None or row["changed_at"] >= before or row["email"] is None:
+        if row["changed_at"] is None or row["email"] is None:
             continue
         key = (row["email"].strip().lower(), row["subscription_id"], row["channel"])
         if key not in latest or (row["changed_at"], row["change_id"]) > (
@@ -56,7 +59,7 @@ def expected_hubspot(rows, valid_ids, before: datetime) -> dict[tuple[str, int],
     return {
         (key[0], key[1]): row["status_state"]
         for key, row in latest.items()
-        if row["change_id"] in valid_ids
+        if row["change_id"] in valid_ids and row["changed_at"] < before
     }
 
 

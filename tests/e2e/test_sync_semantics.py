@@ -68,7 +68,9 @@ def test_a_change_failing_max_attempts_runs_ends_rejected(airflow, warehouse, sa
     insert_changes(
         warehouse, [change("doomed", "d@x.com", changed_at=NIGHT_1 - timedelta(hours=1))]
     )
-    sandbox.script([{"status": 500, "times": 100, "match": {"path_contains": "/statuses/d%40x.com"}}])
+    sandbox.script(
+        [{"status": 500, "times": 100, "match": {"path_contains": "/statuses/d%40x.com"}}]
+    )
     run_night(airflow, NIGHT_1, max_attempts=2)
     run_night(airflow, NIGHT_2, max_attempts=2)
     rows = ledger(warehouse)
@@ -206,7 +208,11 @@ def test_guards_stop_the_run_before_a_single_request(airflow, warehouse, sandbox
     output = run_night(airflow, NIGHT_1, check=False, max_rows=2)
     assert "3 changes to send exceed max_rows=2" in output
     assert "task plan did not succeed" in output
-    assert outcomes(ledger(warehouse)) == {"ok-0": "DEFERRED", "ok-1": "DEFERRED", "ok-2": "DEFERRED"}
+    assert outcomes(ledger(warehouse)) == {
+        "ok-0": "DEFERRED",
+        "ok-1": "DEFERRED",
+        "ok-2": "DEFERRED",
+    }
     assert api_requests(sandbox) == []
     run_night(airflow, NIGHT_1)
     assert outcomes(ledger(warehouse)) == {"ok-0": "SYNCED", "ok-1": "SYNCED", "ok-2": "SYNCED"}
