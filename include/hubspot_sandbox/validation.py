@@ -4,17 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-STATUS_STATES = ("SUBSCRIBED", "UNSUBSCRIBED", "NOT_SPECIFIED")
-CHANNELS = ("EMAIL",)
-LEGAL_BASES = (
-    "LEGITIMATE_INTEREST_PQL",
-    "LEGITIMATE_INTEREST_CLIENT",
-    "PERFORMANCE_OF_CONTRACT",
-    "CONSENT_WITH_NOTICE",
-    "NON_GDPR",
-    "PROCESS_AND_STORE",
-    "LEGITIMATE_INTEREST_OTHER",
-)
+# HubSpot's enums are the contract's: one list serves the pipeline and its sandbox.
+from include.consent_sync.contract import CHANNELS, LEGAL_BASES, STATUS_STATES
 
 Problem = tuple[str, str]  # (field, message)
 
