@@ -106,7 +106,9 @@ def run_pipeline(url: str, rows: int, **extras) -> float:
             queue.put(None)
         context = multiprocessing.get_context("spawn")
         workers = [
-            context.Process(target=push_worker, args=(queue, connection_env(url, **extras)))
+            context.Process(
+                target=push_worker, args=(queue, connection_env(url, **extras)), daemon=True
+            )
             for _ in range(WORKERS)
         ]
         started = time.monotonic()

@@ -6,6 +6,7 @@ run's ledger and adds no duplicate rows.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -17,12 +18,12 @@ from include.demo_data import DEMO_INTERVAL_END, create_demo_warehouse  # noqa: 
 from include.local_airflow import PROJECT, LocalAirflow, SandboxProcess  # noqa: E402
 
 LOCAL = PROJECT / ".local"
-AUDIT_QUERIES = f"""\
+AUDIT_QUERIES = """\
 -- What did we send for one contact, and why?
 SELECT dag_run_id, change_id, subscription_id, status_state, changed_at, outcome,
        error_category, error_message, set_status_success_reason, sent_at
-FROM {LEDGER_TABLE}
-WHERE lower(email) = 'anna.smith0@example.com'
+FROM {ledger}
+WHERE lower(trim(email)) = '{email}'
 ORDER BY changed_at, recorded_at;
 
 -- What failed or is waiting, per run?
@@ -47,14 +48,18 @@ def main() -> int:
         (LOCAL / "last_run.log").write_text(result.stdout + result.stderr)
     import duckdb
 
+    # The report task names the run in its summary ("Run <run_id> (<interval>): ...").
+    found = re.search(r"Run (\S+) \(\d{4}-", result.stdout + result.stderr)
+    run_id = found.group(1) if found else None
     with duckdb.connect(str(warehouse), read_only=True) as db:
-        (run_id,) = db.execute(
-            f"SELECT dag_run_id FROM {LEDGER_TABLE} ORDER BY recorded_at DESC LIMIT 1"
-        ).fetchone() or (None,)
         counts = db.execute(
             f"SELECT outcome, count(*) FROM {LEDGER_TABLE} WHERE dag_run_id = ? GROUP BY 1 ORDER BY 2 DESC",
             [run_id],
         ).fetchall()
+        email = db.execute(
+            f"SELECT lower(trim(email)) FROM {LEDGER_TABLE} WHERE outcome = 'SKIPPED_SUPERSEDED' "
+            "ORDER BY change_id LIMIT 1"
+        ).fetchone() or ("jane@example.com",)
         total, runs = db.execute(
             f"SELECT count(*), count(DISTINCT dag_run_id) FROM {LEDGER_TABLE}"
         ).fetchone()
@@ -65,10 +70,12 @@ def main() -> int:
     )
     for outcome, count in counts:
         print(f"  {outcome:<22} {count:>7,}")
+    if not counts:
+        print("  0 changes considered: every change of the night is already final (nothing sent).")
     print(f"Ledger: {warehouse} table {LEDGER_TABLE}: {total:,} rows over {runs} run(s)")
     print(f"Full Airflow log: {LOCAL / 'last_run.log'}")
-    print(f"\nAudit it (e.g. `.venv/bin/python -m duckdb {warehouse}` or any DuckDB client):\n")
-    print(AUDIT_QUERIES)
+    print(f"\nAudit it with any DuckDB client, e.g. the duckdb CLI: duckdb {warehouse}\n")
+    print(AUDIT_QUERIES.format(ledger=LEDGER_TABLE, email=email[0]))
     return result.returncode
 
 

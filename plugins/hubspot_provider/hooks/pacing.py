@@ -53,7 +53,9 @@ class RatePacer:
         self._min_rate = self._max_rate / max(1, parallel_tasks) / 8
         self.rate = self._max_rate / max(1, parallel_tasks)
         self._started = clock()
-        self._next_slot = self._started
+        # The first request waits one interval too: short tasks (a few batch writes each) that
+        # start back to back would otherwise each add an unpaced request and overshoot together.
+        self._next_slot = self._started + 1.0 / self.rate
         self._next_update = self._started
         self._paused_until = 0.0
         self._parallel_tasks = max(1, parallel_tasks)
