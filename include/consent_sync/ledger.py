@@ -62,13 +62,13 @@ def outcome_rows(table, outcome: Outcome, category: str, message):
 
     n = table.num_rows
     if not isinstance(message, pa.ChunkedArray | pa.Array):
-        message = pa.array([message] * n, pa.string())
+        message = pa.repeat(pa.scalar(message, pa.string()), n)
     columns = {
         "change_id": table["change_id"],
-        "outcome": pa.array([str(outcome)] * n, pa.string()),
-        "error_category": pa.array([category] * n, pa.string()),
+        "outcome": pa.repeat(pa.scalar(str(outcome), pa.string()), n),
+        "error_category": pa.repeat(pa.scalar(category, pa.string()), n),
         "error_message": message,
-        "attempts": pa.array([0] * n, pa.int32()),
+        "attempts": pa.repeat(pa.scalar(0, pa.int32()), n),
     }
     schema = result_schema()
     return pa.table(
@@ -120,11 +120,15 @@ def assemble_ledger(candidates, valid, invalid, decided, pushed, facts: RunFacts
         subjects = pa.concat_tables([quarantined.select(source_names), valid_rows])
 
     results = _give_up_after_max_attempts(results, candidates, facts.max_attempts)
-    rows = subjects.join(results, "change_id", join_type="inner")
-    n = rows.num_rows
+    # Both sides hold each change_id once: a lookup and a take cost far less memory than a join.
+    subject_rows = subjects.take(pc.index_in(results["change_id"], value_set=subjects["change_id"]))
+    rows = {name: subject_rows[name] for name in source_names} | {
+        name: results[name] for name in results.column_names if name != "change_id"
+    }
+    n = results.num_rows
 
     def constant(value, type_):
-        return pa.array([value] * n, type_)
+        return pa.repeat(pa.scalar(value, type_), n)
 
     extra = {
         "dag_run_id": constant(facts.dag_run_id, pa.string()),
@@ -149,10 +153,12 @@ def _give_up_after_max_attempts(results, candidates, max_attempts: int):
         pc.is_valid(candidates["change_id"])
     )
     prior = _with_identity(prior)
-    joined = results.join(prior, "change_id", join_type="left outer")
-    failed_runs = pc.add(pc.fill_null(joined["failed_runs"], 0), 1)
+    earlier = pc.take(
+        prior["failed_runs"], pc.index_in(results["change_id"], value_set=prior["change_id"])
+    )
+    failed_runs = pc.add(pc.fill_null(earlier, 0), 1)
     give_up = pc.and_(
-        pc.equal(joined["outcome"], str(Outcome.FAILED)),
+        pc.equal(results["outcome"], str(Outcome.FAILED)),
         pc.greater_equal(failed_runs, max_attempts),
     )
     message = pc.binary_join_element_wise(
@@ -162,22 +168,14 @@ def _give_up_after_max_attempts(results, candidates, max_attempts: int):
             f" runs (max_attempts={max_attempts}); last error: ",
             "",
         ),
-        pc.fill_null(joined["error_message"], "unknown"),
+        pc.fill_null(results["error_message"], "unknown"),
         "",
     )
-    joined = joined.set_column(
-        joined.schema.get_field_index("outcome"),
-        "outcome",
-        pc.if_else(give_up, str(Outcome.REJECTED), joined["outcome"]),
-    )
-    joined = joined.set_column(
-        joined.schema.get_field_index("error_category"),
-        "error_category",
-        pc.if_else(give_up, "MAX_ATTEMPTS", joined["error_category"]),
-    )
-    joined = joined.set_column(
-        joined.schema.get_field_index("error_message"),
-        "error_message",
-        pc.if_else(give_up, message, joined["error_message"]),
-    )
-    return joined.drop_columns(["failed_runs"])
+    for name, value in (
+        ("outcome", str(Outcome.REJECTED)),
+        ("error_category", "MAX_ATTEMPTS"),
+        ("error_message", message),
+    ):
+        column = results.schema.get_field_index(name)
+        results = results.set_column(column, name, pc.if_else(give_up, value, results[name]))
+    return results
