@@ -1,4 +1,5 @@
-"""Shared fixtures: a real DuckDB warehouse file, and the HubSpot sandbox on 127.0.0.1."""
+"""Shared fixtures: a real warehouse (DuckDB file or PostgreSQL database), and the HubSpot sandbox
+on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -27,17 +28,55 @@ def change(
     return (change_id, email, subscription_id, channel, state, legal_basis, explanation, changed_at)
 
 
+_postgres_problem: list[str] = []  # the reason PostgreSQL is unusable, found once per session
+
+
+def _require_postgres() -> None:
+    """Skip (or, with CI=true, fail) a postgres-backed test when no server answers."""
+    from tests.warehouses import POSTGRES_HOST, POSTGRES_PORT, postgres_admin
+
+    if not _postgres_problem:
+        try:
+            postgres_admin().close()
+            _postgres_problem.append("")
+        except Exception as exc:  # noqa: BLE001 - any failure to connect means "not reachable"
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            _postgres_problem.append(
+                f"PostgreSQL not reachable on {POSTGRES_HOST}:{POSTGRES_PORT}: {detail}"
+            )
+    if _postgres_problem[0]:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(_postgres_problem[0] + " (CI=true: postgres tests must run)")
+        pytest.skip(_postgres_problem[0])
+
+
 @pytest.fixture
-def warehouse(tmp_path):
-    """A real warehouse with an empty consent_changes table."""
+def postgres_warehouse():
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    from tests.warehouses import PostgresTestWarehouse
+
+    _require_postgres()
+    test_warehouse = PostgresTestWarehouse().create()
+    yield test_warehouse
+    test_warehouse.drop()
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def warehouse(request, tmp_path):
+    """A real warehouse with an empty consent_changes table: a DuckDB file, or a fresh
+    PostgreSQL database (skipped when no server is reachable, unless CI=true)."""
     from include.demo_data import create_source_table
     from tests.warehouses import DuckDBTestWarehouse
 
-    test_warehouse = DuckDBTestWarehouse(tmp_path / "warehouse.duckdb")
+    if request.param == "postgres":
+        test_warehouse = request.getfixturevalue("postgres_warehouse")
+    else:
+        test_warehouse = DuckDBTestWarehouse(tmp_path / "warehouse.duckdb")
     with test_warehouse.open() as connection:
         create_source_table(connection)
     yield test_warehouse
-    test_warehouse.drop()
+    if request.param == "duckdb":
+        test_warehouse.drop()  # postgres_warehouse drops its database itself
 
 
 def insert_changes(warehouse, rows):

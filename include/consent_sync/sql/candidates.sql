@@ -7,23 +7,21 @@
 -- the whole table (a change already superseded after the interval is never sent, so a backfill
 -- cannot revert a newer consent even while a newer run pushes), how many runs it already FAILED
 -- in, and the newest SYNCED change of its key.
+-- The latest change of each key comes from one window over the source rows (no self-join): on
+-- PostgreSQL a CTE read twice is materialised without statistics, and the planner then joined
+-- it back with a nested loop (hours at a million rows). NULLS LAST is explicit because the
+-- engines' default null order for DESC differs (PostgreSQL: first, DuckDB: last).
 WITH source AS (
     SELECT c.change_id, c.email, c.subscription_id, c.channel, c.status_state, c.legal_basis,
-           c.legal_basis_explanation, c.changed_at, LOWER(TRIM(c.email)) AS key_email
+           c.legal_basis_explanation, c.changed_at, LOWER(TRIM(c.email)) AS key_email,
+           CASE
+               WHEN c.email IS NOT NULL AND c.subscription_id IS NOT NULL AND c.channel IS NOT NULL
+               THEN FIRST_VALUE(CASE WHEN c.changed_at IS NOT NULL THEN c.change_id END) OVER (
+                        PARTITION BY LOWER(TRIM(c.email)), c.subscription_id, c.channel
+                        ORDER BY c.changed_at DESC NULLS LAST, c.change_id DESC NULLS LAST
+                    )
+           END AS key_latest_change_id
     FROM consent_changes c
-),
-latest AS (
-    SELECT key_email, subscription_id, channel, change_id AS key_latest_change_id
-    FROM (
-        SELECT key_email, subscription_id, channel, change_id,
-               ROW_NUMBER() OVER (
-                   PARTITION BY key_email, subscription_id, channel
-                   ORDER BY changed_at DESC, change_id DESC
-               ) AS position
-        FROM source
-        WHERE changed_at IS NOT NULL
-    ) ranked
-    WHERE position = 1
 ),
 finished AS (
     SELECT DISTINCT change_id
@@ -46,19 +44,17 @@ synced AS (
 )
 SELECT s.change_id, s.email, s.subscription_id, s.channel, s.status_state, s.legal_basis,
        s.legal_basis_explanation, s.changed_at,
-       l.key_latest_change_id,
+       s.key_latest_change_id,
        COALESCE(f.failed_runs, 0) AS failed_runs,
        y.key_synced_changed_at
 FROM source s
-LEFT JOIN latest l
-       ON l.key_email = s.key_email AND l.subscription_id = s.subscription_id AND l.channel = s.channel
 LEFT JOIN failures f ON f.change_id = s.change_id
 LEFT JOIN synced y
        ON y.key_email = s.key_email AND y.subscription_id = s.subscription_id AND y.channel = s.channel
 WHERE ((s.changed_at >= :lookback_start AND s.changed_at < :interval_end) OR s.changed_at IS NULL)
   AND (
         NOT EXISTS (SELECT 1 FROM finished x WHERE x.change_id = s.change_id)
-        OR (:resync AND s.changed_at >= :interval_start AND l.key_latest_change_id = s.change_id)
+        OR (:resync AND s.changed_at >= :interval_start AND s.key_latest_change_id = s.change_id)
       )
   AND (:all_contacts OR s.key_email IN (SELECT email FROM sync_contact_filter))
 ORDER BY s.changed_at, s.change_id;
