@@ -43,6 +43,10 @@ class LocalAirflow:
                 "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
                 "PYTHONPATH": os.pathsep.join([str(PROJECT), str(PROJECT / "plugins")]),
+                # `airflow standalone` starts its components as `airflow ...` from PATH.
+                "PATH": os.pathsep.join(
+                    [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+                ),
                 "GX_ANALYTICS_ENABLED": "False",
                 "AIRFLOW_CONN_HUBSPOT_DEFAULT": json.dumps(
                     {

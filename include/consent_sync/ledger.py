@@ -32,8 +32,8 @@ def _with_identity(table):
 
     from include.consent_sync.contract import source_schema
 
-    ids = table["change_id"].to_pylist()
-    if any(i is None for i in ids):
+    if table["change_id"].null_count:
+        ids = table["change_id"].to_pylist()
         rows = table.select(source_schema().names).to_pylist()
         ids = [
             i
