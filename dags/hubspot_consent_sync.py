@@ -35,10 +35,11 @@ every extracted change gets its ledger row; `report` fails the run if anything s
 to some contacts; `resync` sends the latest state again for keys changed in the interval;
 `max_rows` and `max_invalid_share` are guards checked before anything is sent.
 
-**Backfill**: Trigger → Backfill, pick the date range, "Run backwards" off. Runs go one at a
-time in date order (`max_active_runs=1`); a backfill never writes an older consent over a newer
-one, and re-running an interval adds no duplicate ledger rows.
-CLI: `airflow backfill create --dag-id hubspot_consent_sync --from-date 2026-11-01 --to-date 2026-11-07`.
+**Backfill**: Trigger → Backfill, pick the date range, max active runs 1, "Run backwards" off:
+runs go one at a time in date order. A backfill never writes an older consent over a newer one
+(only the latest change per key is ever sent), and re-running an interval adds no duplicate
+ledger rows. CLI: `airflow backfill create --dag-id hubspot_consent_sync --from-date 2026-11-01
+--to-date 2026-11-07 --max-active-runs 1`.
 
 **Audit**: views `hubspot_consent_sync_runs` and `hubspot_consent_sync_latest`; see the README.
 """
