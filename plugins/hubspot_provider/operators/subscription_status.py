@@ -18,7 +18,7 @@ class HubSpotSubscriptionStatusOperator(BaseOperator):
     every few seconds, so a retry after a crash resumes with the rows not yet done.
 
     :param batch: batch descriptor from the plan: ``index``, ``rows_path``, ``results_path``,
-        ``rows`` (templated).
+        ``rows`` and, optionally, the run's ``resubscribe_guard`` choice (templated).
     :param hubspot_conn_id: the HubSpot connection.
     :param parallel_tasks: how many push tasks may run at once (their share of the rate limit).
     :param resubscribe_guard: read HubSpot first and skip SUBSCRIBED changes older than an
@@ -50,10 +50,15 @@ class HubSpotSubscriptionStatusOperator(BaseOperator):
         from include.consent_sync.push import push_batch
 
         hook = HubSpotHook(self.hubspot_conn_id, parallel_tasks=self.parallel_tasks)
-        guard = (
-            hook.settings.resubscribe_guard
-            if self.resubscribe_guard is None
-            else self.resubscribe_guard
+        # The run's choice (DAG param, carried in the batch) wins over the operator's default,
+        # which wins over the connection's extra.
+        guard = next(
+            (
+                g
+                for g in (self.batch.get("resubscribe_guard"), self.resubscribe_guard)
+                if g is not None
+            ),
+            hook.settings.resubscribe_guard,
         )
         try:
             return push_batch(
