@@ -376,7 +376,7 @@ class HubSpotHook(HttpHook):
             return self.write_statuses_batch(changes[:middle]) + self.write_statuses_batch(
                 changes[middle:]
             )
-        if response is None or response.status_code >= 300 and response.status_code != 207:
+        if response is None or response.status_code >= 300:
             results = [self._single_result(c.change_id, answer) for c in changes]
         else:
             payload = _json(response)
@@ -531,7 +531,7 @@ class HubSpotHook(HttpHook):
             raise ConnectionError(f"reading statuses from HubSpot failed: {answer.error}")
         payload = _json(response)
         self._raise_for_auth(response, payload)
-        if response.status_code >= 400 and response.status_code != 207:
+        if response.status_code >= 400:
             _, message, correlation = _error_fields(payload)
             raise ValueError(
                 f"reading statuses from HubSpot answered {response.status_code}: {message} "
