@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, TriggerRule, dag, task
 
 from hubspot_provider.operators.subscription_status import HubSpotSubscriptionStatusOperator
-from include.consent_sync import runtime
+from include.consent_sync import runtime, turns
 from include.consent_sync.contract import DAG_ID, HUBSPOT_CONN_ID, HUBSPOT_POOL, LEDGER_TABLE
 
 # Push tasks that may run at once; each paces at its share of HubSpot's limit. Keep it equal to
@@ -27,19 +27,22 @@ not yet final) from the warehouse table `consent_changes`, validates them, sends
 per contact and subscription to HubSpot's Communication Preferences API, and writes one row per
 change to `hubspot_consent_sync_results`.
 
-**Tasks**: extract → validate → plan → push (one mapped task per batch, pool `hubspot_api`) →
-load_results → report. `load_results` and `report` run even when an earlier task failed, so
+**Tasks**: wait_for_turn → extract → validate → plan → push (one mapped task per batch, pool
+`hubspot_api`) → load_results → report. `wait_for_turn` holds a run until no other run is between its extract
+and its load_results and no earlier run is still running, so runs (backfills included) take
+turns in date order. `load_results` and `report` run even when an earlier task failed, so
 every extracted change gets its ledger row; `report` fails the run if anything stopped early.
 
 **Params** (Trigger → trigger form): `dry_run` plans without sending; `emails` restricts the run
 to some contacts; `resync` sends the latest state again for keys changed in the interval;
 `max_rows` and `max_invalid_share` are guards checked before anything is sent.
 
-**Backfill**: Trigger → Backfill, pick the date range, max active runs 1, "Run backwards" off:
-runs go one at a time in date order. A backfill never writes an older consent over a newer one
+**Backfill**: Trigger → Backfill, pick the date range, "Run backwards" off. Whatever the
+backfill's max active runs, its runs and the nightly one push one at a time, in date order
+among the runs that are running. A backfill never writes an older consent over a newer one
 (only the latest change per key is ever sent), and re-running an interval adds no duplicate
 ledger rows. CLI: `airflow backfill create --dag-id hubspot_consent_sync --from-date 2026-11-01
---to-date 2026-11-07 --max-active-runs 1`.
+--to-date 2026-11-07`.
 
 **Audit**: views `hubspot_consent_sync_runs` and `hubspot_consent_sync_latest`; see the README.
 """
@@ -104,6 +107,17 @@ ledger rows. CLI: `airflow backfill create --dag-id hubspot_consent_sync --from-
     },
 )
 def hubspot_consent_sync():
+    # Backfills keep their own max_active_runs: this gate makes every run take its turn.
+    @task.sensor(
+        task_id=turns.GATE_TASK,
+        mode="reschedule",
+        poke_interval=15,
+        timeout=timedelta(hours=24),
+        max_active_tis_per_dag=1,
+    )
+    def wait_for_turn(**context) -> bool:
+        return runtime.wait_for_turn(context)
+
     @task
     def extract(**context) -> dict:
         return runtime.extract(context)
@@ -124,7 +138,9 @@ def hubspot_consent_sync():
     def report(counts: dict | None, **context) -> None:
         runtime.report(context, counts)
 
-    batches = plan(validate(extract()))
+    extracted = extract()
+    wait_for_turn() >> extracted
+    batches = plan(validate(extracted))
     push = HubSpotSubscriptionStatusOperator.partial(
         task_id="push",
         hubspot_conn_id=HUBSPOT_CONN_ID,

@@ -24,6 +24,12 @@ print(json.dumps({{
     "params": sorted(dag.params) if dag else [],
     "push_pool": dag.get_task("push").pool if dag else None,
     "retries": dag.get_task("extract").retries if dag else None,
+    "gate": {{
+        "mode": dag.get_task("wait_for_turn").mode,
+        "max_active_tis_per_dag": dag.get_task("wait_for_turn").max_active_tis_per_dag,
+        "downstream": sorted(dag.get_task("wait_for_turn").downstream_task_ids),
+        "upstream": sorted(dag.get_task("wait_for_turn").upstream_task_ids),
+    }} if dag else None,
 }}))
 """
     env = {
@@ -42,11 +48,26 @@ def test_dag_imports_without_errors_or_heavy_modules(tmp_path):
     facts = _load_dag(tmp_path)
     assert facts["errors"] == {}
     assert facts["heavy"] == [], "DAG files must not import these at top level"
-    assert facts["tasks"] == ["extract", "load_results", "plan", "push", "report", "validate"]
+    assert facts["tasks"] == [
+        "extract",
+        "load_results",
+        "plan",
+        "push",
+        "report",
+        "validate",
+        "wait_for_turn",
+    ]
     assert facts["timetable"] == "CronDataIntervalTimetable"
     assert facts["max_active_runs"] == 1
     assert facts["push_pool"] == "hubspot_api"
     assert facts["retries"] == 2
+    # One gate decision at a time across all runs, and it comes before anything reads the ledger.
+    assert facts["gate"] == {
+        "mode": "reschedule",
+        "max_active_tis_per_dag": 1,
+        "downstream": ["extract"],
+        "upstream": [],
+    }
     assert set(facts["params"]) >= {
         "dry_run",
         "emails",

@@ -59,6 +59,25 @@ def gates_fail_fast() -> Iterator[None]:
         raise AirflowFailException(str(exc)) from exc
 
 
+def wait_for_turn(context: dict[str, Any]) -> bool:
+    """True when this run may start extracting (see :mod:`include.consent_sync.turns`)."""
+    from include.consent_sync import turns
+
+    ti = context["ti"]
+    earlier = ti.get_previous_dagrun(state="running")
+    reason = turns.reason_to_wait(
+        ti.run_id,
+        earlier.run_id if earlier else None,
+        ti.get_task_states(dag_id=ti.dag_id, task_ids=[turns.GATE_TASK, turns.RELEASE_TASK]),
+        lambda run_id: ti.get_dagrun_state(dag_id=ti.dag_id, run_id=run_id),
+    )
+    if reason:
+        log.info("Waiting for our turn: %s", reason)
+        return False
+    log.info("Our turn: no other run of %s is extracting, pushing or loading", ti.dag_id)
+    return True
+
+
 def extract(context: dict[str, Any]) -> dict[str, Any]:
     params = context["params"]
     start, end = interval(context)
