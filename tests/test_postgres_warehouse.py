@@ -147,6 +147,23 @@ def test_ensure_ledger_twice_keeps_rows_and_views(warehouse):
     assert latest == [{"change_id": "a"}]
 
 
+def test_a_users_view_on_the_audit_views_survives_the_next_load(warehouse):
+    # Data teams build on the audit views; PostgreSQL refuses to drop a view others depend on.
+    with warehouse.open() as connection:
+        connection.ensure_ledger()
+        connection.run_script(
+            "CREATE VIEW nightly_failures AS SELECT dag_run_id, failed FROM hubspot_consent_sync_runs;"
+            "CREATE VIEW synced_contacts AS SELECT email FROM hubspot_consent_sync_latest;"
+        )
+        connection.replace_run_rows("run-1", ledger_rows("run-1", ["a"], "FAILED"))
+    with warehouse.open() as connection:
+        connection.ensure_ledger()
+    assert warehouse.rows("SELECT * FROM nightly_failures") == [
+        {"dag_run_id": "run-1", "failed": 1}
+    ]
+    assert warehouse.rows("SELECT * FROM synced_contacts") == []
+
+
 def test_counts_come_back_as_int64(warehouse):
     with warehouse.open() as connection:
         connection.ensure_ledger()

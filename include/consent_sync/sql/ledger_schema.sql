@@ -1,4 +1,6 @@
 -- The ledger and its audit views. Run on first use by every load; safe to run again.
+-- Views are replaced, never dropped: users build their own views on them, and PostgreSQL refuses
+-- to drop a view others depend on. So a new column goes at the end of a view, never in between.
 CREATE TABLE IF NOT EXISTS hubspot_consent_sync_results (
     change_id                  TEXT NOT NULL,
     dag_run_id                 TEXT NOT NULL,
@@ -25,8 +27,7 @@ CREATE TABLE IF NOT EXISTS hubspot_consent_sync_results (
 CREATE INDEX IF NOT EXISTS hubspot_consent_sync_results_change_id
     ON hubspot_consent_sync_results (change_id);
 
-DROP VIEW IF EXISTS hubspot_consent_sync_runs;
-CREATE VIEW hubspot_consent_sync_runs AS
+CREATE OR REPLACE VIEW hubspot_consent_sync_runs AS
 SELECT
     dag_run_id,
     MIN(interval_start) AS interval_start,
@@ -45,8 +46,7 @@ SELECT
 FROM hubspot_consent_sync_results
 GROUP BY dag_run_id;
 
-DROP VIEW IF EXISTS hubspot_consent_sync_latest;
-CREATE VIEW hubspot_consent_sync_latest AS
+CREATE OR REPLACE VIEW hubspot_consent_sync_latest AS
 SELECT email, subscription_id, channel, status_state, legal_basis, changed_at, change_id,
        dag_run_id, sent_at, set_status_success_reason
 FROM (
