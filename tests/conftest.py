@@ -33,7 +33,7 @@ _postgres_problem: list[str] = []  # the reason PostgreSQL is unusable, found on
 
 def _require_postgres() -> None:
     """Skip (or, with CI=true, fail) a postgres-backed test when no server answers."""
-    from tests.warehouses import POSTGRES_HOST, POSTGRES_PORT, postgres_admin
+    from include.local_postgres import POSTGRES_HOST, POSTGRES_PORT, postgres_admin
 
     if not _postgres_problem:
         try:
@@ -45,9 +45,14 @@ def _require_postgres() -> None:
                 f"PostgreSQL not reachable on {POSTGRES_HOST}:{POSTGRES_PORT}: {detail}"
             )
     if _postgres_problem[0]:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(_postgres_problem[0] + " (CI=true: postgres tests must run)")
-        pytest.skip(_postgres_problem[0])
+        skip_or_fail(_postgres_problem[0])
+
+
+def skip_or_fail(problem: str) -> None:
+    """Skip a test whose server is not reachable; with CI=true, fail it: CI must run it."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(problem + " (CI=true: this test must run)")
+    pytest.skip(problem)
 
 
 @pytest.fixture
