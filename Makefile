@@ -1,10 +1,12 @@
-# One command each: `make run` (the demo sync), `make test` (the suite), `make airflow` (the UI).
+# One command each: `make run` (the demo sync), `make test` (the suite), `make airflow` (the UI),
+# `make deploy-local` (the distributed profile: CeleryExecutor with 2 workers, Redis, PostgreSQL;
+# needs both on 127.0.0.1), `make test-deployment` (only its integration test, a 3-night backfill).
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint airflow sandbox bench clean
+.PHONY: run test lint airflow deploy-local test-deployment sandbox bench clean
 
 $(STAMP): requirements.txt constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH (or make PYTHON=/path/to/python3.11)"; exit 1; }
@@ -25,6 +27,12 @@ lint: $(STAMP)
 
 airflow: $(STAMP)
 	$(PY) scripts/airflow_standalone.py
+
+deploy-local: $(STAMP)
+	$(PY) scripts/deploy_local.py
+
+test-deployment: $(STAMP)
+	$(PY) -m pytest tests/deployment -m deployment
 
 sandbox: $(STAMP)
 	$(PY) -m include.hubspot_sandbox --port 8099 --rate-limit-per-10s 190

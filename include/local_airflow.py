@@ -1,8 +1,9 @@
 """Run the project on this machine: Airflow's environment, the sandbox process, real DAG runs.
 
-Used by ``make run`` (scripts/run_demo.py), ``make airflow`` and the end-to-end tests, so all
-three configure Airflow the same way: connections and the staging root from environment
-variables, a SQLite metadata database under the given AIRFLOW_HOME.
+Used by ``make run`` (scripts/run_demo.py), ``make airflow``, the end-to-end tests and the
+multi-process deployment (include/local_deployment.py), so all configure Airflow the same way:
+connections and the staging root from environment variables, a SQLite metadata database under the
+given AIRFLOW_HOME unless ``extra_env`` names another.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +33,8 @@ class LocalAirflow:
     hubspot_url: str
     staging: Path
     hubspot_extras: dict = field(default_factory=dict)
+    # More AIRFLOW__SECTION__KEY settings, e.g. a deployment's executor and metadata database.
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -58,15 +62,20 @@ class LocalAirflow:
                 ),
                 "AIRFLOW_CONN_CONSENT_WAREHOUSE": json.dumps(self.warehouse),
                 "AIRFLOW_VAR_CONSENT_SYNC_STAGING_ROOT": self.staging.resolve().as_uri(),
+                **self.extra_env,
             }
         )
         return env
 
+    @staticmethod
+    def command(*args: str) -> list[str]:
+        """The ``airflow`` CLI of this interpreter's environment, with ``args``."""
+        return [str(Path(sys.executable).with_name("airflow")), *args]
+
     def airflow(self, *args: str, check: bool = True, capture: bool = False, timeout: float = 900):
         """Run the ``airflow`` CLI of this interpreter's environment."""
-        command = [str(Path(sys.executable).with_name("airflow")), *args]
         return subprocess.run(
-            command,
+            self.command(*args),
             env=self.env(),
             cwd=PROJECT,
             check=check,
@@ -117,14 +126,34 @@ class SandboxProcess:
             ],
             cwd=PROJECT,
             stdout=subprocess.DEVNULL,
+            # Its own session: a Ctrl-C meant for its owner does not stop it mid-run; stop() does.
+            start_new_session=True,
         )
         deadline = time.monotonic() + 20
-        while not self.url_file.exists() or not self.url_file.read_text().strip():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the HubSpot sandbox did not start")
-            time.sleep(0.05)
+        try:
+            while not self.url_file.exists() or not self.url_file.read_text().strip():
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the HubSpot sandbox did not start")
+                time.sleep(0.05)
+        except BaseException:  # Ctrl-C too: nobody else stops it
+            self.stop()
+            raise
         self.url = self.url_file.read_text().strip()
+
+    def control(self, route: str):
+        """GET a ``/_sandbox/`` control route: what HubSpot holds, the requests it answered."""
+        with urllib.request.urlopen(f"{self.url}/_sandbox/{route}", timeout=10) as response:
+            return json.load(response)
+
+    def statuses(self) -> dict[tuple[str, int, str], dict]:
+        """As :meth:`SandboxServer.statuses`: (email, subscription id, channel) → record."""
+        return {
+            (s["email"], s["subscriptionId"], s["channel"]): s for s in self.control("statuses")
+        }
+
+    def requests(self) -> list[dict]:
+        """As :meth:`SandboxServer.requests`: every request answered, in order."""
+        return self.control("requests")["requests"]
 
     def stop(self) -> None:
         if self.process.poll() is None:

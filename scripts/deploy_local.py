@@ -1,0 +1,79 @@
+"""`make deploy-local`: the project on Airflow's distributed engine, on this machine, in the foreground.
+
+api-server, scheduler, dag-processor, triggerer and two Celery workers (Redis on 127.0.0.1:6379,
+PostgreSQL on 127.0.0.1:5432 for Airflow's metadata and for the warehouse), with the HubSpot
+sandbox. State lives in .local/deploy/ and the PostgreSQL databases named below, so a restart
+keeps the runs and the ledger. Open http://localhost:8080 as admin (the password is in the file
+printed at start). The nightly schedule is on: the latest night runs at once, on the demo data.
+Ctrl-C (or SIGTERM) stops every process.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
+
+from include import local_postgres  # noqa: E402
+from include.demo_data import create_demo_warehouse  # noqa: E402
+from include.local_airflow import PROJECT  # noqa: E402
+from include.local_deployment import LocalDeployment  # noqa: E402
+
+HOME = PROJECT / ".local" / "deploy"
+METADATA_DB = "consent_sync_deploy_airflow"
+WAREHOUSE_DB = "consent_sync_deploy_warehouse"
+REDIS_DB = 1  # tests/deployment use another, and their own queues
+PORT = 8080
+
+
+def interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    # Ctrl-C and SIGTERM both end the wait below; set for SIGINT too, which a shell leaves
+    # ignored in a process it starts in the background.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, interrupt)
+    if local_postgres.create_database(WAREHOUSE_DB, if_missing=True):
+        with local_postgres.open_warehouse(WAREHOUSE_DB) as warehouse:
+            rows = create_demo_warehouse(warehouse)
+        print(f"Demo warehouse created: PostgreSQL database {WAREHOUSE_DB} ({rows:,} changes)")
+    deployment = LocalDeployment(
+        HOME,
+        database=METADATA_DB,
+        redis_db=REDIS_DB,
+        port=PORT,
+        warehouse=local_postgres.warehouse_connection(WAREHOUSE_DB),
+        sandbox_flags=("--rate-limit-per-10s", "190", "--latency-ms", "20"),
+    )
+    print("Starting api-server, scheduler, dag-processor, triggerer and 2 Celery workers ...")
+    try:
+        deployment.start()
+        print(f"Airflow UI: http://localhost:{PORT} (user admin)")
+        print(f"Admin password: in {deployment.password_file}")
+        print(f"HubSpot sandbox: {deployment.sandbox.url}")
+        print(f"Warehouse: PostgreSQL database {WAREHOUSE_DB} on 127.0.0.1:5432")
+        print(f"Component logs: {deployment.logs}/")
+        print("Ctrl-C stops everything.")
+        exited = deployment.wait()
+        print(f"{exited} exited; stopping the others.\n{deployment.log_tails([exited])}")
+        return 1
+    except (RuntimeError, TimeoutError) as exc:  # start() names the component and its log
+        print(exc)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        # A second Ctrl-C must not cut the shutdown short and leave processes behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("Stopping every process ...")
+        deployment.stop()
+        print("Stopped.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
