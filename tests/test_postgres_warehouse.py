@@ -118,6 +118,22 @@ def test_replace_run_rows_is_idempotent(warehouse):
     ]
 
 
+def test_recording_a_run_again_never_rewrites_its_final_rows(warehouse):
+    # A cleared run re-run after a newer change arrived would now call its sent change
+    # SKIPPED_SUPERSEDED; the ledger must keep the record that it was SYNCED.
+    with warehouse.open() as connection:
+        connection.ensure_ledger()
+        connection.replace_run_rows("run-1", ledger_rows("run-1", ["a"]))
+        connection.replace_run_rows("run-1", ledger_rows("run-1", ["b"], "FAILED"))
+        again = ledger_rows("run-1", ["a"], "SKIPPED_SUPERSEDED")
+        connection.replace_run_rows("run-1", pa.concat_tables([again, ledger_rows("run-1", ["b"])]))
+        recorded = connection.run_outcomes("run-1").to_pylist()
+    assert sorted(recorded, key=lambda r: r["change_id"]) == [
+        {"change_id": "a", "outcome": "SYNCED"},
+        {"change_id": "b", "outcome": "SYNCED"},
+    ]
+
+
 def test_a_failing_load_rolls_back_and_keeps_the_previous_rows(warehouse):
     with warehouse.open() as connection:
         connection.ensure_ledger()

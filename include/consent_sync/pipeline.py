@@ -172,11 +172,12 @@ def load_results(warehouse: Warehouse, folder, facts) -> dict[str, int]:
     )
     warehouse.ensure_ledger()
     warehouse.replace_run_rows(facts.dag_run_id, rows)
-    counts = dict(Counter(rows["outcome"].to_pylist()))
+    # The run's rows as recorded: a re-run keeps the final rows of its earlier attempts.
+    recorded = warehouse.run_outcomes(facts.dag_run_id)["outcome"].to_pylist()
     log.info(
-        "load_results: %d ledger rows for run %s into %s",
-        rows.num_rows,
+        "load_results: %d ledger rows for run %s in %s",
+        len(recorded),
         facts.dag_run_id,
         LEDGER_TABLE,
     )
-    return counts
+    return dict(Counter(recorded))

@@ -71,15 +71,28 @@ class Warehouse:
         return {row["column_name"]: row["data_type"] for row in rows}
 
     def replace_run_rows(self, dag_run_id: str, rows) -> None:
-        """Replace one run's ledger rows with ``rows`` in one transaction (idempotent load)."""
+        """Record one run's ledger rows in one transaction (an idempotent load).
+
+        The run's unfinished rows (FAILED, DEFERRED, DRY_RUN) are replaced by ``rows``; its final
+        rows stay as they are, and rows of ``rows`` for those changes are dropped.
+        """
+        import pyarrow.compute as pc
+
         self.begin()
         try:
-            self.execute(load_sql("delete_run"), {"dag_run_id": dag_run_id})
+            self.execute(load_sql("delete_unfinished_run_rows"), {"dag_run_id": dag_run_id})
+            kept = self.run_outcomes(dag_run_id)["change_id"]
+            if len(kept):
+                rows = rows.filter(pc.invert(pc.is_in(rows["change_id"], value_set=kept)))
             self.insert_arrow(LEDGER_TABLE, rows)
         except BaseException:
             self.rollback()
             raise
         self.commit()
+
+    def run_outcomes(self, dag_run_id: str):
+        """One run's ledger rows as an Arrow table of ``change_id`` and ``outcome``."""
+        return self.query_arrow(load_sql("run_outcomes"), {"dag_run_id": dag_run_id})
 
     def begin(self) -> None:
         raise NotImplementedError

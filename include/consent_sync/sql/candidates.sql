@@ -1,8 +1,8 @@
 -- The changes a run considers: changed before the interval's end and within the lookback window,
 -- with no final outcome in the ledger yet (or, with resync, the latest change of keys changed in
--- the interval). Outcomes of this same run do not count, so re-running a run reconsiders exactly
--- what it considered the first time. Rows with no changed_at are taken too, so validation can
--- quarantine them.
+-- the interval). A re-run of a run reconsiders only what it left unfinished: its final rows stay
+-- as they are (see delete_unfinished_run_rows.sql). Rows with no changed_at are taken too, so
+-- validation can quarantine them.
 -- Each candidate carries what planning needs from the warehouse: the latest change of its key in
 -- the whole table (a change already superseded after the interval is never sent, so a backfill
 -- cannot revert a newer consent even while a newer run pushes), how many runs it already FAILED
@@ -24,10 +24,9 @@ WITH source AS (
     FROM consent_changes c
 ),
 finished AS (
-    SELECT DISTINCT change_id
+    SELECT change_id, dag_run_id
     FROM hubspot_consent_sync_results
     WHERE outcome IN ('SYNCED', 'REJECTED', 'INVALID', 'SKIPPED_SUPERSEDED', 'SKIPPED_HUBSPOT_NEWER')
-      AND dag_run_id <> :dag_run_id
 ),
 failures AS (
     SELECT change_id, COUNT(DISTINCT dag_run_id) AS failed_runs
@@ -39,7 +38,7 @@ synced AS (
     SELECT LOWER(TRIM(email)) AS key_email, subscription_id, channel,
            MAX(changed_at) AS key_synced_changed_at
     FROM hubspot_consent_sync_results
-    WHERE outcome = 'SYNCED' AND dag_run_id <> :dag_run_id
+    WHERE outcome = 'SYNCED'
     GROUP BY LOWER(TRIM(email)), subscription_id, channel
 )
 SELECT s.change_id, s.email, s.subscription_id, s.channel, s.status_state, s.legal_basis,
@@ -54,7 +53,10 @@ LEFT JOIN synced y
 WHERE ((s.changed_at >= :lookback_start AND s.changed_at < :interval_end) OR s.changed_at IS NULL)
   AND (
         NOT EXISTS (SELECT 1 FROM finished x WHERE x.change_id = s.change_id)
-        OR (:resync AND s.changed_at >= :interval_start AND s.key_latest_change_id = s.change_id)
+        OR (:resync AND s.changed_at >= :interval_start AND s.key_latest_change_id = s.change_id
+            AND NOT EXISTS (
+                SELECT 1 FROM finished x WHERE x.change_id = s.change_id AND x.dag_run_id = :dag_run_id
+            ))
       )
   AND (:all_contacts OR s.key_email IN (SELECT email FROM sync_contact_filter))
 ORDER BY s.changed_at, s.change_id;
