@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint airflow deploy-local test-deployment sandbox bench clean
+.PHONY: run test lint airflow deploy-local deploy-local-clean test-deployment sandbox bench clean
 
 $(STAMP): requirements.txt constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH (or make PYTHON=/path/to/python3.11)"; exit 1; }
@@ -30,6 +30,9 @@ airflow: $(STAMP)
 
 deploy-local: $(STAMP)
 	$(PY) scripts/deploy_local.py
+
+deploy-local-clean: $(STAMP)
+	$(PY) scripts/deploy_local.py --clean
 
 test-deployment: $(STAMP)
 	$(PY) -m pytest tests/deployment -m deployment

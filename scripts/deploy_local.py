@@ -5,11 +5,13 @@ PostgreSQL on 127.0.0.1:5432 for Airflow's metadata and for the warehouse), with
 sandbox. State lives in .local/deploy/ and the PostgreSQL databases named below, so a restart
 keeps the runs and the ledger. Open http://localhost:8080 as admin (the password is in the file
 printed at start). The nightly schedule is on: the latest night runs at once, on the demo data.
-Ctrl-C (or SIGTERM) stops every process.
+Ctrl-C (or SIGTERM) stops every process. `make deploy-local-clean` (--clean) deletes that state:
+both databases, the Redis queue and .local/deploy/.
 """
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -32,7 +34,28 @@ def interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def deployment() -> LocalDeployment:
+    return LocalDeployment(
+        HOME,
+        database=METADATA_DB,
+        redis_db=REDIS_DB,
+        port=PORT,
+        warehouse=local_postgres.warehouse_connection(WAREHOUSE_DB),
+        sandbox_flags=("--rate-limit-per-10s", "190", "--latency-ms", "20"),
+    )
+
+
+def clean() -> int:
+    deployment().drop()
+    local_postgres.drop_database(WAREHOUSE_DB)
+    shutil.rmtree(HOME, ignore_errors=True)
+    print(f"Dropped {METADATA_DB}, {WAREHOUSE_DB}, the Redis queue and {HOME}.")
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--clean"]:
+        return clean()
     # Ctrl-C and SIGTERM both end the wait below; set for SIGINT too, which a shell leaves
     # ignored in a process it starts in the background.
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -41,25 +64,18 @@ def main() -> int:
         with local_postgres.open_warehouse(WAREHOUSE_DB) as warehouse:
             rows = create_demo_warehouse(warehouse)
         print(f"Demo warehouse created: PostgreSQL database {WAREHOUSE_DB} ({rows:,} changes)")
-    deployment = LocalDeployment(
-        HOME,
-        database=METADATA_DB,
-        redis_db=REDIS_DB,
-        port=PORT,
-        warehouse=local_postgres.warehouse_connection(WAREHOUSE_DB),
-        sandbox_flags=("--rate-limit-per-10s", "190", "--latency-ms", "20"),
-    )
+    local = deployment()
     print("Starting api-server, scheduler, dag-processor, triggerer and 2 Celery workers ...")
     try:
-        deployment.start()
+        local.start()
         print(f"Airflow UI: http://localhost:{PORT} (user admin)")
-        print(f"Admin password: in {deployment.password_file}")
-        print(f"HubSpot sandbox: {deployment.sandbox.url}")
+        print(f"Admin password: in {local.password_file}")
+        print(f"HubSpot sandbox: {local.sandbox.url}")
         print(f"Warehouse: PostgreSQL database {WAREHOUSE_DB} on 127.0.0.1:5432")
-        print(f"Component logs: {deployment.logs}/")
+        print(f"Component logs: {local.logs}/")
         print("Ctrl-C stops everything.")
-        exited = deployment.wait()
-        print(f"{exited} exited; stopping the others.\n{deployment.log_tails([exited])}")
+        exited = local.wait()
+        print(f"{exited} exited; stopping the others.\n{local.log_tails([exited])}")
         return 1
     except (RuntimeError, TimeoutError) as exc:  # start() names the component and its log
         print(exc)
@@ -71,7 +87,7 @@ def main() -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print("Stopping every process ...")
-        deployment.stop()
+        local.stop()
         print("Stopped.")
 
 
