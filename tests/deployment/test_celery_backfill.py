@@ -1,14 +1,15 @@
-"""A backfill of three nights on the distributed deployment: CeleryExecutor, two workers, Redis,
-PostgreSQL, created the way the UI's Backfill form does it (``POST /api/v2/backfills``).
+"""Backfills on the distributed deployment: CeleryExecutor, two workers, Redis, PostgreSQL.
 
-The backfill's max_active_runs is 3 on purpose: the DAG itself (``wait_for_turn``) must make the
-runs take turns, and the four push slots on two workers must keep to one HubSpot rate budget.
+First three nights, created the way the UI's Backfill form does it (``POST /api/v2/backfills``),
+then ``airflow backfill create`` re-running the third night beside a new fourth one.
+
+The backfills' max_active_runs is above 1 on purpose: the DAG itself (``wait_for_turn``) must make
+the runs take turns, and the four push slots on two workers must keep to one HubSpot rate budget.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from datetime import datetime, timedelta
 from itertools import pairwise
 
@@ -29,15 +30,16 @@ from tests.e2e.helpers import (
 
 pytestmark = pytest.mark.deployment
 
-# The data intervals of the three backfilled runs (the DAG's nights end at 02:00 UTC).
-NIGHTS = [(utc(2026, 11, d, 2), utc(2026, 11, d + 1, 2)) for d in (2, 3, 4)]
+# The data intervals of the backfilled runs (the DAG's nights end at 02:00 UTC): the REST
+# backfill covers the first three, the CLI one the last two.
+NIGHTS = [(utc(2026, 11, d, 2), utc(2026, 11, d + 1, 2)) for d in (2, 3, 4, 5)]
+REST_NIGHTS = NIGHTS[:3]
 # Per night: more sends than the rate limit allows in one window (so the four push tasks must
 # share it), cut by plan into four batches, one per pool slot.
 ROWS_PER_NIGHT = 60
-# Contacts that change every night: only their last change (night 3) is ever sent.
+# Contacts that change every night: only their latest change is ever sent.
 REGULARS = 6
 RUNS_TIMEOUT_S = 240
-FINISHED_RUN_STATES = {"success", "failed"}
 
 
 def night_changes(night: int) -> list[tuple]:
@@ -54,61 +56,40 @@ def night_changes(night: int) -> list[tuple]:
     ]
 
 
-def test_a_backfill_takes_turns_and_shares_workers_and_rate_budget(deployment, postgres_warehouse):
+def test_backfills_take_turns_and_share_workers_and_rate_budget(deployment, postgres_warehouse):
     with postgres_warehouse.open() as connection:
         create_source_table(connection)
-    for night in range(len(NIGHTS)):
+    for night in range(len(REST_NIGHTS)):
         insert_changes(postgres_warehouse, night_changes(night))
 
+    # 1. The UI's Backfill form: three nights, up to three runs at once.
     deployment.api(
         "POST",
         "/api/v2/backfills",
         json={
             "dag_id": DAG_ID,
-            "from_date": NIGHTS[0][0].isoformat(),
-            "to_date": NIGHTS[-1][0].isoformat(),
+            "from_date": REST_NIGHTS[0][0].isoformat(),
+            "to_date": REST_NIGHTS[-1][0].isoformat(),
             "run_backwards": False,
             "max_active_runs": 3,
             "reprocess_behavior": "none",
         },
     )
-    runs = wait_for_runs(deployment, len(NIGHTS))
-
-    runs.sort(key=lambda run: run["data_interval_start"])
-    intervals = [(parse(r["data_interval_start"]), parse(r["data_interval_end"])) for r in runs]
-    assert intervals == NIGHTS
-    assert [r["state"] for r in runs] == ["success"] * len(NIGHTS), summary(deployment, runs)
-
-    # Turns: from its gate passing to its ledger load, one run at a time, in date order.
-    tis = {r["dag_run_id"]: task_instances(deployment, r["dag_run_id"]) for r in runs}
-    sections = [turn(tis[r["dag_run_id"]]) for r in runs]
-    for (_, earlier_end), (later_start, _) in pairwise(sections):
-        assert earlier_end <= later_start, f"runs overlap: {sections}"
+    runs = wait_for_backfill(deployment, expected_runs=len(REST_NIGHTS))
+    tis = assert_runs_took_turns(deployment, runs, REST_NIGHTS)
 
     # The push tasks ran on both workers.
     pushes = [ti for run_tis in tis.values() for ti in run_tis if ti["task_id"] == "push"]
     assert {ti["hostname"] for ti in pushes} == {"worker-1", "worker-2"}
 
-    # HubSpot holds the newest change per contact and subscription.
-    changes = source(postgres_warehouse)
-    all_ids = {c["change_id"] for c in changes}
-    assert hubspot_view(deployment.sandbox) == expected_hubspot(changes, all_ids, NIGHTS[-1][1])
-
     # The ledger: one row per change a run considered, and each run considered its own night
     # only (an earlier night's changes were final before the next run extracted).
     rows = ledger(postgres_warehouse)
     assert_one_row_per_change_per_run(rows)
-    per_run = Counter(row["dag_run_id"] for row in rows)
     for night, run in enumerate(runs):
-        considered = deployment.api(
-            "GET",
-            f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}"
-            "/taskInstances/extract/xcomEntries/return_value",
-        )["value"]["candidates"]
-        night_ids = {c[0] for c in night_changes(night)}
-        run_ids = {row["change_id"] for row in rows if row["dag_run_id"] == run["dag_run_id"]}
-        assert per_run[run["dag_run_id"]] == considered == ROWS_PER_NIGHT
-        assert run_ids == night_ids
+        assert considered(deployment, run) == ROWS_PER_NIGHT
+        assert changes_of(rows, run) == {c[0] for c in night_changes(night)}
+    assert_hubspot_holds_the_newest(deployment, postgres_warehouse)
 
     # Four push slots on two workers kept to one rate budget: (almost) no 429 answers.
     api_requests = [
@@ -116,20 +97,93 @@ def test_a_backfill_takes_turns_and_shares_workers_and_rate_budget(deployment, p
     ]
     throttled = sum(1 for r in api_requests if r["status"] == 429)
     # Each run needed more than one window's budget, so pacing (not luck) avoided the 429s.
-    assert len(api_requests) > len(NIGHTS) * RATE_LIMIT_PER_10S
+    assert len(api_requests) > len(REST_NIGHTS) * RATE_LIMIT_PER_10S
     assert throttled < 0.01 * len(api_requests), f"{throttled} of {len(api_requests)} got 429"
 
+    # 2. `airflow backfill create`, reprocessing completed runs: the third night again (its
+    # changes are final, so it sends nothing and keeps its rows) and a new fourth night.
+    insert_changes(postgres_warehouse, night_changes(3))
+    rows_before = {(r["dag_run_id"], r["change_id"], r["outcome"]) for r in rows}
+    hubspot_before = hubspot_view(deployment.sandbox)
+    deployment.airflow.airflow(
+        "backfill", "create", "--dag-id", DAG_ID,
+        "--from-date", NIGHTS[2][0].isoformat(), "--to-date", NIGHTS[3][0].isoformat(),
+        "--reprocess-behavior", "completed", "--max-active-runs", "2",
+        capture=True,
+    )  # fmt: skip
+    runs = wait_for_backfill(deployment, expected_runs=len(NIGHTS))
+    assert_runs_took_turns(deployment, runs[2:], NIGHTS[2:])
+    assert task_try(deployment, runs[2], "extract") == 2, "the third night was not re-run"
 
-def wait_for_runs(deployment, count: int) -> list[dict]:
-    """The DAG's runs once ``count`` of them exist and all have finished (bounded polling)."""
+    rows = ledger(postgres_warehouse)
+    assert_one_row_per_change_per_run(rows)
+    assert rows_before <= {(r["dag_run_id"], r["change_id"], r["outcome"]) for r in rows}
+    assert considered(deployment, runs[2]) == 0
+    assert considered(deployment, runs[3]) == ROWS_PER_NIGHT
+    assert changes_of(rows, runs[3]) == {c[0] for c in night_changes(3)}
+    # The fourth night resubscribes the regulars the third one unsubscribed. HubSpot's timestamp
+    # of that unsubscribe (sent minutes ago) is newer than their changed_at, so the resubscribe
+    # guard keeps them unsubscribed, as it would a contact who opted out inside HubSpot.
+    guarded = {r["change_id"] for r in rows if r["outcome"] == "SKIPPED_HUBSPOT_NEWER"}
+    assert guarded == {c[0] for c in night_changes(3)[:REGULARS] if c[4] == "SUBSCRIBED"}
+    guarded_keys = {(c[1], c[2]) for c in night_changes(3) if c[0] in guarded}
+    assert_hubspot_holds_the_newest(
+        deployment, postgres_warehouse, {key: hubspot_before[key] for key in guarded_keys}
+    )
+
+
+def wait_for_backfill(deployment, expected_runs: int) -> list[dict]:
+    """The DAG's runs, oldest night first, once every backfill has completed (bounded polling)."""
     deadline = time.monotonic() + RUNS_TIMEOUT_S
     while True:
+        backfills = deployment.api("GET", "/api/v2/backfills", dag_id=DAG_ID)["backfills"]
         runs = deployment.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns", limit=100)["dag_runs"]
-        if len(runs) >= count and all(r["state"] in FINISHED_RUN_STATES for r in runs):
-            return runs
+        if len(runs) >= expected_runs and all(b["completed_at"] for b in backfills):
+            return sorted(runs, key=lambda run: run["data_interval_start"])
         if time.monotonic() > deadline:
             pytest.fail(f"runs not finished after {RUNS_TIMEOUT_S} s:\n{summary(deployment, runs)}")
         time.sleep(2)
+
+
+def assert_runs_took_turns(deployment, runs: list[dict], nights) -> dict[str, list[dict]]:
+    """The runs cover ``nights``, succeeded, and held their turns one after another in date
+    order: from its gate passing to its ledger load, one run at a time. Returns their TIs."""
+    intervals = [(parse(r["data_interval_start"]), parse(r["data_interval_end"])) for r in runs]
+    assert intervals == nights
+    assert [r["state"] for r in runs] == ["success"] * len(nights), summary(deployment, runs)
+    tis = {r["dag_run_id"]: task_instances(deployment, r["dag_run_id"]) for r in runs}
+    sections = [turn(tis[r["dag_run_id"]]) for r in runs]
+    for (_, earlier_end), (later_start, _) in pairwise(sections):
+        assert earlier_end <= later_start, f"runs overlap: {sections}"
+    return tis
+
+
+def assert_hubspot_holds_the_newest(deployment, warehouse, guarded: dict | None = None) -> None:
+    """HubSpot holds the newest change per contact and subscription, except for the keys the
+    resubscribe guard kept (``guarded``: key → the status HubSpot keeps)."""
+    changes = source(warehouse)
+    all_ids = {c["change_id"] for c in changes}
+    newest = max(c["changed_at"] for c in changes) + timedelta(seconds=1)
+    expected = expected_hubspot(changes, all_ids, newest) | (guarded or {})
+    assert hubspot_view(deployment.sandbox) == expected
+
+
+def considered(deployment, run: dict) -> int:
+    """How many changes the run's extract took (its XCom)."""
+    return deployment.api(
+        "GET",
+        f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}"
+        "/taskInstances/extract/xcomEntries/return_value",
+    )["value"]["candidates"]
+
+
+def changes_of(rows: list[dict], run: dict) -> set[str]:
+    return {row["change_id"] for row in rows if row["dag_run_id"] == run["dag_run_id"]}
+
+
+def task_try(deployment, run: dict, task_id: str) -> int:
+    (ti,) = [ti for ti in task_instances(deployment, run["dag_run_id"]) if ti["task_id"] == task_id]
+    return ti["try_number"]
 
 
 def task_instances(deployment, run_id: str) -> list[dict]:
