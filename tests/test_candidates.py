@@ -29,7 +29,7 @@ def candidates(warehouse_under_test, run_id="run-2", *, resync=False, emails=(),
     return {row["change_id"]: row for row in table.to_pylist()}
 
 
-def record(warehouse_under_test, run_id, outcomes):
+def record(warehouse_under_test, run_id, outcomes, sent_at=None):
     """Put ledger rows {change_id: outcome} for run_id."""
     rows = []
     with warehouse_under_test.open() as warehouse:
@@ -41,7 +41,9 @@ def record(warehouse_under_test, run_id, outcomes):
         for change_id, outcome in outcomes.items():
             row = dict.fromkeys(ledger_schema().names)
             row.update(source[change_id])
-            row.update(dag_run_id=run_id, outcome=outcome, recorded_at=NOON, attempts=1)
+            row.update(
+                dag_run_id=run_id, outcome=outcome, recorded_at=NOON, attempts=1, sent_at=sent_at
+            )
             rows.append(row)
         warehouse.replace_run_rows(run_id, pa.Table.from_pylist(rows, schema=ledger_schema()))
 
@@ -98,6 +100,27 @@ def test_latest_change_of_the_key_and_newest_synced_are_carried(warehouse):
     assert found["new"]["key_latest_change_id"] == "new"
     assert found["new"]["key_synced_changed_at"] == NOON - timedelta(hours=2)
     assert found["tie-a"]["key_latest_change_id"] == "tie-b"  # ties: the larger change_id wins
+
+
+def test_our_last_write_to_a_key_is_carried_when_it_was_an_unsubscribe(warehouse):
+    earlier, later = NOON - timedelta(hours=3), NOON - timedelta(hours=2)
+    insert_changes(
+        warehouse,
+        [
+            change("a-out", email="a@x.com", state="UNSUBSCRIBED", changed_at=earlier),
+            change("a-in", email="a@x.com", changed_at=NOON),
+            change("b-out", email="b@x.com", state="UNSUBSCRIBED", changed_at=earlier),
+            change("b-in", email="b@x.com", changed_at=later),
+            change("b-in-again", email="b@x.com", changed_at=NOON),
+        ],
+    )
+    record(warehouse, "run-1", {"a-out": "SYNCED", "b-out": "SYNCED"}, sent_at=earlier)
+    record(warehouse, "run-2", {"b-in": "SYNCED"}, sent_at=later)
+    found = candidates(warehouse)
+    # a: our last write was the unsubscribe; b: we resubscribed since, so HubSpot's
+    # UNSUBSCRIBED for b, if any, is not ours.
+    assert found["a-in"]["key_sent_unsubscribed_at"] == earlier
+    assert found["b-in-again"]["key_sent_unsubscribed_at"] is None
 
 
 def test_resync_brings_back_synced_latest_changes_of_the_interval(warehouse):

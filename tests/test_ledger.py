@@ -28,6 +28,7 @@ def candidates(*rows, failed_runs=None):
             "key_latest_change_id": pa.array([r[0] for r in rows], pa.string()),
             "failed_runs": pa.array(failed, pa.int64()),
             "key_synced_changed_at": pa.nulls(n, pa.timestamp("us", tz="UTC")),
+            "key_sent_unsubscribed_at": pa.nulls(n, pa.timestamp("us", tz="UTC")),
         },
         schema=candidate_schema(),
     )

@@ -46,8 +46,11 @@ def _valid(rows):
         )
     table = pa.table(base, schema=source_schema())
     table = table.append_column("key_latest_change_id", pa.array(latest, pa.string()))
-    return table.append_column(
+    table = table.append_column(
         "key_synced_changed_at", pa.array(synced, pa.timestamp("us", tz="UTC"))
+    )
+    return table.append_column(
+        "key_sent_unsubscribed_at", pa.nulls(table.num_rows, pa.timestamp("us", tz="UTC"))
     )
 
 

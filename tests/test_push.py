@@ -21,7 +21,14 @@ from include.local_airflow import PROJECT
 LOG = logging.getLogger("push-test")
 
 
-def batch_rows(n, state="SUBSCRIBED", changed_at=datetime(2026, 11, 20, 12, tzinfo=UTC)):
+def batch_rows(
+    n,
+    state="SUBSCRIBED",
+    changed_at=datetime(2026, 11, 20, 12, tzinfo=UTC),
+    our_unsubscribes=None,
+):
+    """A batch file's rows; ``our_unsubscribes`` maps a row index to when this pipeline sent
+    that key UNSUBSCRIBED (the plan's ``key_sent_unsubscribed_at``)."""
     rows = [
         dict(
             change_id=f"c{i:04d}",
@@ -35,7 +42,11 @@ def batch_rows(n, state="SUBSCRIBED", changed_at=datetime(2026, 11, 20, 12, tzin
         )
         for i in range(n)
     ]
-    return pa.Table.from_pylist(rows, schema=source_schema())
+    table = pa.Table.from_pylist(rows, schema=source_schema())
+    sent = [(our_unsubscribes or {}).get(i) for i in range(n)]
+    return table.append_column(
+        "key_sent_unsubscribed_at", pa.array(sent, pa.timestamp("us", tz="UTC"))
+    )
 
 
 @pytest.fixture
@@ -129,6 +140,36 @@ def test_resubscribe_guard_keeps_a_newer_hubspot_opt_out(sandbox, hubspot_connec
     assert counts == {"SKIPPED_HUBSPOT_NEWER": 1, "SYNCED": 2}
     assert sandbox.statuses()[("user0@example.com", 1001, "EMAIL")]["status"] == "UNSUBSCRIBED"
     assert sandbox.statuses()[("user1@example.com", 1001, "EMAIL")]["status"] == "SUBSCRIBED"
+
+
+def test_resubscribe_guard_tells_our_own_unsubscribe_from_a_contacts_opt_out(
+    sandbox, hubspot_connection, batch
+):
+    # Both contacts hold UNSUBSCRIBED since 18:00, after the 12:00 resubscribe. user0's is the
+    # unsubscribe we sent at 17:59:58 (a late-arriving resubscribe must still go through);
+    # user1 opted out in HubSpot hours after our unsubscribe of 10:00.
+    rows_path, results_path = batch(
+        2,
+        our_unsubscribes={
+            0: datetime(2026, 11, 20, 17, 59, 58, tzinfo=UTC),
+            1: datetime(2026, 11, 20, 10, tzinfo=UTC),
+        },
+    )
+    sandbox.seed_statuses(
+        [
+            {
+                "email": f"user{i}@example.com",
+                "subscriptionId": 1001,
+                "channel": "EMAIL",
+                "status": "UNSUBSCRIBED",
+                "timestamp": "2026-11-20T18:00:00Z",
+            }
+            for i in range(2)
+        ]
+    )
+    assert run(rows_path, results_path, guard=True) == {"SKIPPED_HUBSPOT_NEWER": 1, "SYNCED": 1}
+    assert sandbox.statuses()[("user0@example.com", 1001, "EMAIL")]["status"] == "SUBSCRIBED"
+    assert sandbox.statuses()[("user1@example.com", 1001, "EMAIL")]["status"] == "UNSUBSCRIBED"
 
 
 def test_emails_and_the_token_stay_out_of_the_log(sandbox, hubspot_connection, batch, caplog):

@@ -47,6 +47,7 @@ def candidate_schema():
             pa.field("key_latest_change_id", pa.string()),
             pa.field("failed_runs", pa.int64()),
             pa.field("key_synced_changed_at", pa.timestamp("us", tz="UTC")),
+            pa.field("key_sent_unsubscribed_at", pa.timestamp("us", tz="UTC")),
         ]
     )
 
@@ -107,7 +108,13 @@ def plan(folder, *, dry_run: bool, max_rows: int, parallel_tasks: int) -> list[d
 
     valid = staging.read_table(folder / staging.VALID)
     context = staging.read_table(folder / staging.CANDIDATES).select(
-        ["change_id", "key_latest_change_id", "failed_runs", "key_synced_changed_at"]
+        [
+            "change_id",
+            "key_latest_change_id",
+            "failed_runs",
+            "key_synced_changed_at",
+            "key_sent_unsubscribed_at",
+        ]
     )
     context = context.filter(pc.is_in(context["change_id"], valid["change_id"]))
     valid = valid.join(context, "change_id", join_type="left outer")

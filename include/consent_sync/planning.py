@@ -42,7 +42,7 @@ def plan_batches(
 class Plan:
     """The plan of one run: rows to send, and result rows decided without sending."""
 
-    to_send: object  # pyarrow.Table, source columns
+    to_send: object  # pyarrow.Table, source columns and key_sent_unsubscribed_at (the guard's)
     decided: object  # pyarrow.Table, result schema
 
 
@@ -51,7 +51,8 @@ def plan_changes(valid, *, dry_run: bool) -> Plan:
 
     ``valid`` holds validated candidates (normalised emails) with the warehouse context columns
     ``key_latest_change_id`` (latest change of the key in the whole table, valid or not)
-    and ``key_synced_changed_at`` (newest change of the key HubSpot accepted from this pipeline).
+    ``key_synced_changed_at`` (newest change of the key HubSpot accepted from this pipeline) and
+    ``key_sent_unsubscribed_at`` (passed on to the resubscribe guard with the rows to send).
     Only the latest change of a key is sent, and never one older than what HubSpot already got,
     so a backfill of an old interval cannot write an older consent over a newer one.
     """
@@ -97,6 +98,6 @@ def plan_changes(valid, *, dry_run: bool) -> Plan:
         parts.append(decided(send, Outcome.DRY_RUN, "DRY_RUN", "dry run: planned, not sent"))
         to_send = to_send.slice(0, 0)
     return Plan(
-        to_send=to_send.select(source_schema().names),
+        to_send=to_send.select([*source_schema().names, "key_sent_unsubscribed_at"]),
         decided=pa.concat_tables(parts),
     )

@@ -3,12 +3,20 @@
 A SUBSCRIBED change from the warehouse is older news than an UNSUBSCRIBED that HubSpot recorded
 later (the contact clicked "unsubscribe" in an email since). Sending it would override the
 contact's newer choice, so such changes end SKIPPED_HUBSPOT_NEWER.
+
+HubSpot stamps this pipeline's own writes too. An UNSUBSCRIBED that we sent (our last write to
+the key, ``key_sent_unsubscribed_at``) is not the contact opting out since: a newer SUBSCRIBED
+change from the warehouse may overwrite it, or a late-arriving resubscribe would be lost.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+# HubSpot's timestamp of our own write: after our sent_at by the request's latency, plus any
+# clock difference between HubSpot and the worker.
+OWN_WRITE_TOLERANCE = timedelta(minutes=5)
 
 
 def _parse_timestamp(value: object) -> datetime | None:
@@ -27,7 +35,7 @@ def newer_opt_outs(
     """Change ids to skip, each with the reason, for SUBSCRIBED changes HubSpot has overtaken.
 
     :param changes: rows with change_id, email (normalised), subscription_id, channel,
-        status_state and changed_at (an aware datetime).
+        status_state, changed_at (an aware datetime) and key_sent_unsubscribed_at (optional).
     :param statuses: current HubSpot statuses per lowercased email, as
         :meth:`HubSpotHook.read_statuses` returns them.
     """
@@ -41,10 +49,12 @@ def newer_opt_outs(
             if str(status.get("channel", change["channel"])) != change["channel"]:
                 continue
             opted_out_at = _parse_timestamp(status.get("timestamp"))
+            our_unsubscribe = change.get("key_sent_unsubscribed_at")
             if (
                 status.get("status") == "UNSUBSCRIBED"
                 and opted_out_at
                 and (opted_out_at > change["changed_at"])
+                and not (our_unsubscribe and opted_out_at <= our_unsubscribe + OWN_WRITE_TOLERANCE)
             ):
                 skipped[change["change_id"]] = (
                     f"HubSpot holds UNSUBSCRIBED since {opted_out_at.isoformat()}, newer than "

@@ -6,7 +6,8 @@
 -- Each candidate carries what planning needs from the warehouse: the latest change of its key in
 -- the whole table (a change already superseded after the interval is never sent, so a backfill
 -- cannot revert a newer consent even while a newer run pushes), how many runs it already FAILED
--- in, and the newest SYNCED change of its key.
+-- in, the newest SYNCED change of its key, and when this pipeline sent the key UNSUBSCRIBED if
+-- that was its last write to the key (the resubscribe guard must not mistake it for an opt-out).
 -- The latest change of each key comes from one window over the source rows (no self-join): on
 -- PostgreSQL a CTE read twice is materialised without statistics, and the planner then joined
 -- it back with a nested loop (hours at a million rows). NULLS LAST is explicit because the
@@ -36,7 +37,11 @@ failures AS (
 ),
 synced AS (
     SELECT LOWER(TRIM(email)) AS key_email, subscription_id, channel,
-           MAX(changed_at) AS key_synced_changed_at
+           MAX(changed_at) AS key_synced_changed_at,
+           CASE
+               WHEN MAX(sent_at) FILTER (WHERE status_state = 'UNSUBSCRIBED') = MAX(sent_at)
+               THEN MAX(sent_at)
+           END AS key_sent_unsubscribed_at
     FROM hubspot_consent_sync_results
     WHERE outcome = 'SYNCED'
     GROUP BY LOWER(TRIM(email)), subscription_id, channel
@@ -45,7 +50,7 @@ SELECT s.change_id, s.email, s.subscription_id, s.channel, s.status_state, s.leg
        s.legal_basis_explanation, s.changed_at,
        s.key_latest_change_id,
        COALESCE(f.failed_runs, 0) AS failed_runs,
-       y.key_synced_changed_at
+       y.key_synced_changed_at, y.key_sent_unsubscribed_at
 FROM source s
 LEFT JOIN failures f ON f.change_id = s.change_id
 LEFT JOIN synced y
