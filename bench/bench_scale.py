@@ -41,7 +41,6 @@ INTERVAL_END = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
 INTERVAL_START = INTERVAL_END - timedelta(days=1)
 RUN_ID = "scheduled__2026-11-26T02:00:00+00:00"
 STEPS = ("extract", "validate", "plan", "load_results")
-PG = {"host": "127.0.0.1", "port": 5432, "login": "postgres"}
 
 
 def generate(rows: int, seed: int = 7):
@@ -123,7 +122,9 @@ def generate(rows: int, seed: int = 7):
 def connection_fields(kind: str, target: str) -> dict:
     if kind == "duckdb":
         return {"conn_type": "duckdb", "host": target}
-    return {"conn_type": "postgres", "schema": target, **PG}
+    from include import local_postgres
+
+    return local_postgres.warehouse_connection(target)
 
 
 def open_warehouse(fields: dict):
@@ -141,16 +142,6 @@ def open_warehouse(fields: dict):
         extra_dejson={},
     )
     return open_from_connection(connection)
-
-
-def postgres_admin():
-    import psycopg2
-
-    admin = psycopg2.connect(
-        host=PG["host"], port=PG["port"], user=PG["login"], dbname="postgres", connect_timeout=3
-    )
-    admin.autocommit = True
-    return admin
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,11 +197,10 @@ def prepare(kind: str, table, workdir: Path) -> tuple[dict, float]:
     if kind == "duckdb":
         target = str(workdir / "warehouse.duckdb")
     else:
+        from include import local_postgres
+
         target = f"consent_bench_{uuid.uuid4().hex[:12]}"
-        admin = postgres_admin()
-        with admin.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE \"{target}\" TEMPLATE template0 ENCODING 'UTF8'")
-        admin.close()
+        local_postgres.create_database(target)
     fields = connection_fields(kind, target)
     with open_warehouse(fields) as warehouse:
         create_source_table(warehouse)
@@ -223,12 +213,10 @@ def prepare(kind: str, table, workdir: Path) -> tuple[dict, float]:
 
 
 def drop(kind: str, fields: dict) -> None:
-    if kind != "postgres":
-        return
-    admin = postgres_admin()
-    with admin.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{fields["schema"]}" WITH (FORCE)')
-    admin.close()
+    from include import local_postgres
+
+    if kind == "postgres":
+        local_postgres.drop_database(fields["schema"])
 
 
 def bench(kind: str, table, args) -> dict:
