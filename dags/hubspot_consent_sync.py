@@ -28,9 +28,9 @@ per contact and subscription to HubSpot's Communication Preferences API, and wri
 change to `hubspot_consent_sync_results`.
 
 **Tasks**: wait_for_turn → extract → validate → plan → push (one mapped task per batch, pool
-`hubspot_api`) → load_results → report. `wait_for_turn` holds a run until no other run is between its extract
-and its load_results and no earlier run is still running, so runs (backfills included) take
-turns in date order. `load_results` and `report` run even when an earlier task failed, so
+`hubspot_api`) → load_results → report. `wait_for_turn` holds a run until no other run is
+between its extract and its load_results and no earlier run is still running, so runs
+(backfills included) take turns in date order. `load_results` and `report` run even when an earlier task failed, so
 every extracted change gets its ledger row; `report` fails the run if anything stopped early.
 
 **Params** (Trigger → trigger form): `dry_run` plans without sending; `emails` restricts the run
