@@ -178,9 +178,8 @@ def load_results(warehouse: Warehouse, folder, facts) -> dict[str, int]:
         facts=facts,
     )
     warehouse.ensure_ledger()
-    warehouse.replace_run_rows(facts.dag_run_id, rows)
     # The run's rows as recorded: a re-run keeps the final rows of its earlier attempts.
-    recorded = warehouse.run_outcomes(facts.dag_run_id)["outcome"].to_pylist()
+    recorded = warehouse.replace_run_rows(facts.dag_run_id, rows)
     log.info(
         "load_results: %d ledger rows for run %s in %s",
         len(recorded),

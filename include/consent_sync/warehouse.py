@@ -70,25 +70,29 @@ class Warehouse:
         rows = self.query_arrow(load_sql("source_columns"), {"table_name": table_name}).to_pylist()
         return {row["column_name"]: row["data_type"] for row in rows}
 
-    def replace_run_rows(self, dag_run_id: str, rows) -> None:
+    def replace_run_rows(self, dag_run_id: str, rows) -> list[str]:
         """Record one run's ledger rows in one transaction (an idempotent load).
 
         The run's unfinished rows (FAILED, DEFERRED, DRY_RUN) are replaced by ``rows``; its final
-        rows stay as they are, and rows of ``rows`` for those changes are dropped.
+        rows stay as they are, and rows of ``rows`` for those changes are dropped. Returns the
+        outcome of every row the run now has in the ledger.
         """
         import pyarrow.compute as pc
 
         self.begin()
         try:
             self.execute(load_sql("delete_unfinished_run_rows"), {"dag_run_id": dag_run_id})
-            kept = self.run_outcomes(dag_run_id)["change_id"]
-            if len(kept):
-                rows = rows.filter(pc.invert(pc.is_in(rows["change_id"], value_set=kept)))
+            kept = self.run_outcomes(dag_run_id)
+            if kept.num_rows:
+                rows = rows.filter(
+                    pc.invert(pc.is_in(rows["change_id"], value_set=kept["change_id"]))
+                )
             self.insert_arrow(LEDGER_TABLE, rows)
         except BaseException:
             self.rollback()
             raise
         self.commit()
+        return kept["outcome"].to_pylist() + rows["outcome"].to_pylist()
 
     def run_outcomes(self, dag_run_id: str):
         """One run's ledger rows as an Arrow table of ``change_id`` and ``outcome``."""
