@@ -1,10 +1,11 @@
 """Which changes a run considers: candidates.sql on a real DuckDB file, with a real ledger."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 
-from include.consent_sync.contract import ledger_schema
+from include.consent_sync.contract import FINAL_OUTCOMES, ledger_schema
 from include.consent_sync.warehouse import load_sql
 from tests.conftest import INTERVAL_END, INTERVAL_START, change, insert_changes
 
@@ -140,6 +141,14 @@ def test_contact_filter(warehouse):
         ],
     )
     assert set(candidates(warehouse, emails=["A+tag@X.com"])) == {"a", "c"}
+
+
+def test_the_sql_lists_of_final_outcomes_are_the_contracts():
+    # SQL cannot import the contract: what a run reconsiders and what a re-run may replace must
+    # both follow FINAL_OUTCOMES.
+    for name in ("candidates", "delete_unfinished_run_rows"):
+        (listed,) = re.findall(r"outcome (?:NOT )?IN \(([^)]*)\)", load_sql(name))
+        assert re.findall(r"'(\w+)'", listed) == list(FINAL_OUTCOMES), name
 
 
 def test_a_run_replaces_its_own_ledger_rows(warehouse):
