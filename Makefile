@@ -38,7 +38,7 @@ test-deployment: $(STAMP)
 	$(PY) -m pytest tests/deployment -m deployment
 
 sandbox: $(STAMP)
-	$(PY) -m include.hubspot_sandbox --port 8099 --rate-limit-per-10s 190
+	$(PY) -m dev.hubspot_sandbox --port 8099 --rate-limit-per-10s 190
 
 bench: $(STAMP)
 	$(PY) bench/bench_push.py

@@ -167,7 +167,7 @@ def main() -> int:
 
     import requests
 
-    from include.local_airflow import SandboxProcess
+    from dev.local_airflow import SandboxProcess
 
     results = []
     with tempfile.TemporaryDirectory() as workdir:

@@ -44,7 +44,7 @@ STEPS = ("extract", "validate", "plan", "load_results")
 
 
 def generate(rows: int, seed: int = 7):
-    """``rows`` consent changes like :func:`include.demo_data.demo_rows`, built with numpy/Arrow.
+    """``rows`` consent changes like :func:`dev.demo_data.demo_rows`, built with numpy/Arrow.
 
     A third as many contacts as rows, three subscriptions (so most keys change more than once),
     2% of emails padded and upper-cased (normalised, not rejected), 1 in 40 contacts with an
@@ -55,8 +55,8 @@ def generate(rows: int, seed: int = 7):
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from dev.demo_data import DOMAINS, FIRST, INVALID_EMAILS, LAST, UNUSUAL_LOCAL_PARTS
     from include.consent_sync.contract import LEGAL_BASES, source_schema
-    from include.demo_data import DOMAINS, FIRST, INVALID_EMAILS, LAST, UNUSUAL_LOCAL_PARTS
 
     rng = np.random.default_rng(seed)
     n_contacts = max(1, rows // 3)
@@ -122,7 +122,7 @@ def generate(rows: int, seed: int = 7):
 def connection_fields(kind: str, target: str) -> dict:
     if kind == "duckdb":
         return {"conn_type": "duckdb", "host": target}
-    from include import local_postgres
+    from dev import local_postgres
 
     return local_postgres.warehouse_connection(target)
 
@@ -192,12 +192,12 @@ def run_step(step: str, fields: dict, staging_url: str) -> None:
 
 def prepare(kind: str, table, workdir: Path) -> tuple[dict, float]:
     """A fresh warehouse holding ``table`` as consent_changes; returns its fields and load time."""
-    from include.demo_data import create_source_table
+    from dev.demo_data import create_source_table
 
     if kind == "duckdb":
         target = str(workdir / "warehouse.duckdb")
     else:
-        from include import local_postgres
+        from dev import local_postgres
 
         target = f"consent_bench_{uuid.uuid4().hex[:12]}"
         local_postgres.create_database(target)
@@ -213,7 +213,7 @@ def prepare(kind: str, table, workdir: Path) -> tuple[dict, float]:
 
 
 def drop(kind: str, fields: dict) -> None:
-    from include import local_postgres
+    from dev import local_postgres
 
     if kind == "postgres":
         local_postgres.drop_database(fields["schema"])

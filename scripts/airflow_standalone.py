@@ -12,9 +12,9 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
 
+from dev.demo_data import create_demo_warehouse  # noqa: E402
+from dev.local_airflow import PROJECT, LocalAirflow, SandboxProcess  # noqa: E402
 from include.consent_sync.warehouse import DuckDBWarehouse  # noqa: E402
-from include.demo_data import create_demo_warehouse  # noqa: E402
-from include.local_airflow import PROJECT, LocalAirflow, SandboxProcess  # noqa: E402
 
 LOCAL = PROJECT / ".local"
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
 
-from include import local_postgres  # noqa: E402
-from include.demo_data import create_demo_warehouse  # noqa: E402
-from include.local_airflow import PROJECT  # noqa: E402
-from include.local_deployment import LocalDeployment  # noqa: E402
+from dev import local_postgres  # noqa: E402
+from dev.demo_data import create_demo_warehouse  # noqa: E402
+from dev.local_airflow import PROJECT  # noqa: E402
+from dev.local_deployment import LocalDeployment  # noqa: E402
 
 HOME = PROJECT / ".local" / "deploy"
 METADATA_DB = "consent_sync_deploy_airflow"

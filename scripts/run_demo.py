@@ -12,10 +12,10 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
 
+from dev.demo_data import DEMO_INTERVAL_END, create_demo_warehouse  # noqa: E402
+from dev.local_airflow import PROJECT, LocalAirflow, SandboxProcess  # noqa: E402
 from include.consent_sync.contract import LEDGER_TABLE  # noqa: E402
 from include.consent_sync.warehouse import DuckDBWarehouse  # noqa: E402
-from include.demo_data import DEMO_INTERVAL_END, create_demo_warehouse  # noqa: E402
-from include.local_airflow import PROJECT, LocalAirflow, SandboxProcess  # noqa: E402
 
 LOCAL = PROJECT / ".local"
 AUDIT_QUERIES = """\

@@ -33,7 +33,7 @@ _postgres_problem: list[str] = []  # the reason PostgreSQL is unusable, found on
 
 def _require_postgres() -> None:
     """Skip (or, with CI=true, fail) a postgres-backed test when no server answers."""
-    from include.local_postgres import POSTGRES_HOST, POSTGRES_PORT, postgres_admin
+    from dev.local_postgres import POSTGRES_HOST, POSTGRES_PORT, postgres_admin
 
     if not _postgres_problem:
         try:
@@ -70,7 +70,7 @@ def postgres_warehouse():
 def warehouse(request, tmp_path):
     """A real warehouse with an empty consent_changes table: a DuckDB file, or a fresh
     PostgreSQL database (skipped when no server is reachable, unless CI=true)."""
-    from include.demo_data import create_source_table
+    from dev.demo_data import create_source_table
     from tests.warehouses import DuckDBTestWarehouse
 
     if request.param == "postgres":
@@ -85,7 +85,7 @@ def warehouse(request, tmp_path):
 
 
 def insert_changes(warehouse, rows):
-    from include.demo_data import insert_changes as insert
+    from dev.demo_data import insert_changes as insert
 
     with warehouse.open() as connection:
         insert(connection, rows)
@@ -94,7 +94,7 @@ def insert_changes(warehouse, rows):
 @pytest.fixture
 def sandbox():
     """The HubSpot sandbox in this process, on a free loopback port."""
-    from include.hubspot_sandbox import SandboxServer
+    from dev.hubspot_sandbox import SandboxServer
 
     with SandboxServer(token="sandbox-token", port=0) as server:
         yield server

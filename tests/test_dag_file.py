@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from include.local_airflow import PROJECT
+from dev.local_airflow import PROJECT
 
 HEAVY = ["pandas", "great_expectations", "pyarrow", "duckdb", "psycopg2"]
 

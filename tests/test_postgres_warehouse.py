@@ -11,10 +11,10 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
+from dev.demo_data import create_source_table, insert_changes
 from include.consent_sync.contract import LEDGER_TABLE, SOURCE_TABLE, ledger_schema, source_schema
 from include.consent_sync.validation import SchemaContractError, check_source_schema
 from include.consent_sync.warehouse import PostgresWarehouse, open_warehouse
-from include.demo_data import create_source_table, insert_changes
 from tests.conftest import change
 
 NOON = datetime(2026, 11, 20, 12, tzinfo=UTC)

@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pytest
 
+from dev.local_airflow import PROJECT
 from hubspot_provider.hooks.hubspot import HubSpotAuthError, HubSpotHook
 from include.consent_sync.contract import result_schema, source_schema
 from include.consent_sync.push import push_batch
 from include.consent_sync.staging import ResultParts, write_table
-from include.local_airflow import PROJECT
 
 LOG = logging.getLogger("push-test")
 

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from include.hubspot_sandbox import SandboxServer
+from dev.hubspot_sandbox import SandboxServer
 
 TOKEN = "sandbox-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -661,7 +661,7 @@ def test_cli_prints_its_url_serves_and_exits_on_sigterm(tmp_path):
         [
             sys.executable,
             "-m",
-            "include.hubspot_sandbox",
+            "dev.hubspot_sandbox",
             "--port",
             "0",
             "--token",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from include import local_postgres
+from dev import local_postgres
 from include.consent_sync.warehouse import DuckDBWarehouse, Warehouse
 
 

@@ -1,4 +1,4 @@
-"""Deployment fixtures: the whole distributed Airflow (include/local_deployment.py) per test,
+"""Deployment fixtures: the whole distributed Airflow (dev/local_deployment.py) per test,
 on this machine's Redis and PostgreSQL, stopped and dropped afterwards whatever happens."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from include.local_deployment import REDIS_HOST, REDIS_PORT, LocalDeployment, free_port
+from dev.local_deployment import REDIS_HOST, REDIS_PORT, LocalDeployment, free_port
 from tests.conftest import skip_or_fail
 
 # Another number than `make deploy-local`'s; each test deployment also has its own queue.

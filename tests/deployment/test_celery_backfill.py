@@ -15,8 +15,8 @@ from itertools import pairwise
 
 import pytest
 
+from dev.demo_data import create_source_table
 from include.consent_sync.contract import DAG_ID
-from include.demo_data import create_source_table
 from tests.conftest import change, insert_changes
 from tests.deployment.conftest import RATE_LIMIT_PER_10S
 from tests.e2e.helpers import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from include.local_airflow import LocalAirflow
+from dev.local_airflow import LocalAirflow
 
 
 @pytest.fixture(scope="session")

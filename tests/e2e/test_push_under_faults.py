@@ -5,9 +5,9 @@ from collections import Counter
 import pyarrow as pa
 import pytest
 
+from dev.demo_data import DEMO_INTERVAL_END, create_demo_warehouse
 from include.consent_sync.contract import source_schema
 from include.consent_sync.validation import validate_changes
-from include.demo_data import DEMO_INTERVAL_END, create_demo_warehouse
 from tests.e2e.helpers import (
     assert_one_row_per_change_per_run,
     expected_hubspot,

@@ -1,6 +1,6 @@
 """A demo warehouse: a DuckDB file with realistic consent changes, some invalid, some repeated.
 
-``python -m include.demo_data PATH [--rows N] [--interval-end ISO]`` (re)creates the
+``python -m dev.demo_data PATH [--rows N] [--interval-end ISO]`` (re)creates the
 ``consent_changes`` table. The same seed gives the same rows, so runs and tests are repeatable.
 """
 

@@ -7,7 +7,7 @@ from collections import defaultdict, deque
 from datetime import UTC, datetime
 from typing import Any
 
-from include.hubspot_sandbox.settings import SandboxSettings
+from dev.hubspot_sandbox.settings import SandboxSettings
 
 ROLLING_POLICY = "TEN_SECONDLY_ROLLING"
 DAILY_POLICY = "DAILY"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from include.hubspot_sandbox.bodies import (
+from dev.hubspot_sandbox.bodies import (
     definition_json,
     envelope,
     error_body,
@@ -21,10 +21,10 @@ from include.hubspot_sandbox.bodies import (
     missing_scope_body,
     rate_limit_body,
 )
-from include.hubspot_sandbox.faults import ROLLING_POLICY, AnswerScript, RandomFaults, RateLimiter
-from include.hubspot_sandbox.settings import BATCH_WRITE_SCOPE, READ_WRITE_SCOPE, SandboxSettings
-from include.hubspot_sandbox.state import ConsentStore, StatusKey, utc_iso
-from include.hubspot_sandbox.validation import is_plausible_email, write_problems
+from dev.hubspot_sandbox.faults import ROLLING_POLICY, AnswerScript, RandomFaults, RateLimiter
+from dev.hubspot_sandbox.settings import BATCH_WRITE_SCOPE, READ_WRITE_SCOPE, SandboxSettings
+from dev.hubspot_sandbox.state import ConsentStore, StatusKey, utc_iso
+from dev.hubspot_sandbox.validation import is_plausible_email, write_problems
 
 JsonBody = dict[str, Any] | None
 

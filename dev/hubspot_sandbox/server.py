@@ -11,9 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
-from include.hubspot_sandbox.api import ApiRequest, SandboxApi
-from include.hubspot_sandbox.settings import DEFAULT_TOKEN, SandboxSettings
-from include.hubspot_sandbox.state import StatusKey
+from dev.hubspot_sandbox.api import ApiRequest, SandboxApi
+from dev.hubspot_sandbox.settings import DEFAULT_TOKEN, SandboxSettings
+from dev.hubspot_sandbox.state import StatusKey
 
 HOST = "127.0.0.1"
 CONTROL_PREFIX = "/_sandbox"

@@ -1,4 +1,4 @@
-"""``python -m include.hubspot_sandbox``: serve the sandbox until SIGTERM or SIGINT."""
+"""``python -m dev.hubspot_sandbox``: serve the sandbox until SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import signal
 import threading
 from pathlib import Path
 
-from include.hubspot_sandbox.server import SandboxServer
-from include.hubspot_sandbox.settings import DEFAULT_TOKEN
+from dev.hubspot_sandbox.server import SandboxServer
+from dev.hubspot_sandbox.settings import DEFAULT_TOKEN
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m include.hubspot_sandbox",
+        prog="python -m dev.hubspot_sandbox",
         description="A local HubSpot Communication Preferences API on 127.0.0.1.",
     )
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")

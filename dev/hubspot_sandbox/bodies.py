@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from include.hubspot_sandbox.state import utc_iso
+from dev.hubspot_sandbox.state import utc_iso
 
 DEFAULT_CATEGORIES = {
     400: "VALIDATION_ERROR",

@@ -25,9 +25,9 @@ from typing import IO, Any
 
 import requests
 
-from include import local_postgres
+from dev import local_postgres
+from dev.local_airflow import POOL_SLOTS, PROJECT, LocalAirflow, SandboxProcess
 from include.consent_sync.contract import DAG_ID
-from include.local_airflow import POOL_SLOTS, PROJECT, LocalAirflow, SandboxProcess
 
 WORKERS = ("worker-1", "worker-2")
 # Two workers of two task slots each: as many push tasks at once as the hubspot_api pool allows.
@@ -108,7 +108,7 @@ class LocalDeployment:
     :param port: the api-server's port on 127.0.0.1 (UI, REST API, execution API).
     :param warehouse: the ``consent_warehouse`` connection's fields (a PostgreSQL database: the
         workers are separate processes, and a DuckDB file takes one writer process at a time).
-    :param sandbox_flags: options of ``python -m include.hubspot_sandbox`` (limits, latency).
+    :param sandbox_flags: options of ``python -m dev.hubspot_sandbox`` (limits, latency).
     :param hubspot_extras: extras of the ``hubspot_default`` connection (e.g. its rate limit).
     :param schedule: False stops the scheduler from creating the nightly runs
         (``[scheduler] use_job_schedule``); backfills and triggered runs still run. Tests use it

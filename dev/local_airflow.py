@@ -1,7 +1,7 @@
 """Run the project on this machine: Airflow's environment, the sandbox process, real DAG runs.
 
 Used by ``make run`` (scripts/run_demo.py), ``make airflow``, the end-to-end tests and the
-multi-process deployment (include/local_deployment.py), so all configure Airflow the same way:
+multi-process deployment (dev/local_deployment.py), so all configure Airflow the same way:
 connections and the staging root from environment variables, a SQLite metadata database under the
 given AIRFLOW_HOME unless ``extra_env`` names another.
 """
@@ -115,7 +115,7 @@ class SandboxProcess:
             [
                 sys.executable,
                 "-m",
-                "include.hubspot_sandbox",
+                "dev.hubspot_sandbox",
                 "--port",
                 "0",
                 "--token",
