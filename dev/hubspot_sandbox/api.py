@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -23,8 +24,16 @@ from dev.hubspot_sandbox.bodies import (
 )
 from dev.hubspot_sandbox.faults import ROLLING_POLICY, AnswerScript, RandomFaults, RateLimiter
 from dev.hubspot_sandbox.settings import BATCH_WRITE_SCOPE, READ_WRITE_SCOPE, SandboxSettings
-from dev.hubspot_sandbox.state import ConsentStore, StatusKey, utc_iso
-from dev.hubspot_sandbox.validation import is_plausible_email, write_problems
+from dev.hubspot_sandbox.state import ConsentStore, StatusKey, WideKey, utc_iso
+from dev.hubspot_sandbox.validation import (
+    email_problems,
+    is_plausible_email,
+    raise_for_problems,
+    status_key_problems,
+    status_record_problems,
+    wide_record_problems,
+    write_problems,
+)
 
 JsonBody = dict[str, Any] | None
 
@@ -50,7 +59,9 @@ class Answer:
 
 @dataclass(frozen=True)
 class Route:
-    name: str  # write_one, read_one, batch_write, batch_read, definitions
+    # write_one, read_one, batch_write, batch_read, definitions, and for opting out of all
+    # email: unsubscribe_all, read_wide_one, batch_read_wide
+    name: str
     email: str | None = None
 
 
@@ -68,13 +79,23 @@ def resolve_route(method: str, path: str, versions: tuple[str, ...]) -> Route | 
     rest = parts[3:]
     if rest == ["definitions"] and method == "GET":
         return Route("definitions")
-    if len(rest) == 3 and rest[:2] == ["statuses", "batch"] and method == "POST":
-        return Route(f"batch_{rest[2]}") if rest[2] in ("read", "write") else None
-    if len(rest) == 2 and rest[0] == "statuses" and rest[1] not in ("", "batch"):
-        if method == "POST":
-            return Route("write_one", unquote(rest[1]))
-        if method == "GET":
-            return Route("read_one", unquote(rest[1]))
+    if rest[:2] == ["statuses", "batch"]:
+        batch_routes = {
+            "read": "batch_read",
+            "write": "batch_write",
+            "unsubscribe-all/read": "batch_read_wide",
+        }
+        name = batch_routes.get("/".join(rest[2:]))
+        return Route(name) if name and method == "POST" else None
+    if len(rest) not in (2, 3) or rest[0] != "statuses" or not rest[1]:
+        return None
+    email = unquote(rest[1])
+    if len(rest) == 2:
+        return {"POST": Route("write_one", email), "GET": Route("read_one", email)}.get(method)
+    if rest[2] == "unsubscribe-all":
+        return {"POST": Route("unsubscribe_all", email), "GET": Route("read_wide_one", email)}.get(
+            method
+        )
     return None
 
 
@@ -98,7 +119,7 @@ def _emails_of(route: Route, payload: Any) -> list[str]:
     inputs = _inputs(payload) or []
     if route.name == "batch_write":
         return [str(i.get("subscriberIdString")) for i in inputs if isinstance(i, dict)]
-    return [str(i) for i in inputs] if route.name == "batch_read" else []
+    return [str(i) for i in inputs] if route.name in ("batch_read", "batch_read_wide") else []
 
 
 class SandboxApi:
@@ -228,12 +249,20 @@ class SandboxApi:
             if BATCH_WRITE_SCOPE not in scopes:
                 return 403, missing_scope_body(BATCH_WRITE_SCOPE)
             return self._write_batch(settings, payload, requested_at)
-        channel = parse_qs(query).get("channel", [None])[0]
+        params = parse_qs(query)
+        channel = params.get("channel", [None])[0]
         if channel != "EMAIL":
             return 400, error_body(400, f"channel must be EMAIL; got {channel!r}")
+        if route.name == "unsubscribe_all":
+            verbose = params.get("verbose", ["false"])[0].lower() == "true"
+            return self._unsubscribe_all(route.email or "", settings, verbose, requested_at)
         if route.name == "read_one":
-            return self._read_one(route.email or "", settings, requested_at)
-        return self._read_batch(settings, payload, requested_at)
+            return self._read_one(route.email or "", requested_at)
+        if route.name == "read_wide_one":
+            return self._read_wide_one(route.email or "", requested_at)
+        if route.name == "batch_read_wide":
+            return self._read_batch(payload, requested_at, self._wide_result)
+        return self._read_batch(payload, requested_at, self._statuses_result)
 
     def _write_one(
         self, email: str, settings: SandboxSettings, payload: Any, requested_at: str
@@ -330,38 +359,77 @@ class SandboxApi:
         status = settings.partial_status if errors else 200
         return status, envelope(results, errors, requested_at)
 
-    def _read_one(
-        self, email: str, settings: SandboxSettings, requested_at: str
+    def _unsubscribe_all(
+        self, email: str, settings: SandboxSettings, verbose: bool, requested_at: str
     ) -> tuple[int, JsonBody]:
+        """Opt a contact out of all email (see :meth:`ConsentStore.unsubscribe_all`).
+
+        Like HubSpot, the answer lists the subscription statuses it changed only with
+        ``verbose=true``; without it ``results`` is empty.
+        """
+        if not is_plausible_email(email):
+            return 400, error_body(400, f"Invalid input: not a valid email address: {email!r}")
+        rule = settings.reject_emails.get(email.lower())
+        if rule is not None:
+            status = rule.get("status", 400)
+            return status, error_body(status, rule.get("message"), rule.get("category"))
+        changed = self._store.unsubscribe_all(email, settings.definitions, "EMAIL")
+        return 200, envelope(changed if verbose else [], [], requested_at)
+
+    def _contact_problem(self, email: str) -> tuple[int, JsonBody] | None:
+        """The answer a single read gives for an invalid email or a contact HubSpot does not know."""
+        if not is_plausible_email(email):
+            return 400, error_body(400, f"Invalid input: not a valid email address: {email!r}")
+        if not self._store.knows(email):
+            return 404, error_body(404, f"No contact with email {email!r} exists in this portal.")
+        return None
+
+    def _read_one(self, email: str, requested_at: str) -> tuple[int, JsonBody]:
         """Every known subscription, never-set ones as NOT_SPECIFIED with a null timestamp.
 
         HubSpot's v4 answer is the envelope with ``results``; ``subscriberIdString`` and
         ``statuses`` repeat them in the per-contact shape batch read uses.
         """
-        if not is_plausible_email(email):
-            return 400, error_body(400, f"Invalid input: not a valid email address: {email!r}")
-        statuses = self._store.read(email, settings.definitions, "EMAIL")
-        return 200, {
-            **envelope(statuses, [], requested_at),
-            "subscriberIdString": email,
-            "statuses": statuses,
-        }
+        problem = self._contact_problem(email)
+        if problem:
+            return problem
+        result = self._statuses_result(email)
+        return 200, {**envelope(result["statuses"], [], requested_at), **result}
+
+    def _read_wide_one(self, email: str, requested_at: str) -> tuple[int, JsonBody]:
+        """The contact's opt-out of all email as ``results`` (empty when not opted out), also
+        under ``subscriberIdString`` and ``wideStatuses``, the per-contact shape of batch reads."""
+        problem = self._contact_problem(email)
+        if problem:
+            return problem
+        result = self._wide_result(email)
+        return 200, {**envelope(result["wideStatuses"], [], requested_at), **result}
+
+    def _statuses_result(self, email: str) -> dict[str, Any]:
+        statuses = self._store.read(email, self._settings.definitions, "EMAIL")
+        return {"subscriberIdString": email, "statuses": statuses}
+
+    def _wide_result(self, email: str) -> dict[str, Any]:
+        return {"subscriberIdString": email, "wideStatuses": self._store.read_wide(email, "EMAIL")}
 
     def _read_batch(
-        self, settings: SandboxSettings, payload: Any, requested_at: str
+        self, payload: Any, requested_at: str, result_for: Callable[[str], dict[str, Any]]
     ) -> tuple[int, JsonBody]:
+        """One result per contact HubSpot knows; an invalid email or an unknown contact is an
+        ``errors[]`` entry instead, and the answer is then 207."""
         inputs = _inputs(payload)
         if not inputs:
             return 400, error_body(400, "Invalid input: 'inputs' must be a non-empty list.")
         results, errors = [], []
         for email in inputs:
-            if is_plausible_email(email):
-                statuses = self._store.read(email, settings.definitions, "EMAIL")
-                results.append({"subscriberIdString": email, "statuses": statuses})
+            if not is_plausible_email(email):
+                message = f"not a valid email address: {email!r}"
+                errors.append(item_error(message, "VALIDATION_ERROR", [email]))
+            elif not self._store.knows(email):
+                message = f"No contact with email {email!r} exists in this portal."
+                errors.append(item_error(message, "OBJECT_NOT_FOUND", [email]))
             else:
-                errors.append(
-                    item_error(f"not a valid email address: {email!r}", "VALIDATION_ERROR", [email])
-                )
+                results.append(result_for(email))
         return (207 if errors else 200), envelope(results, errors, requested_at)
 
     def log(self, record: dict[str, Any], status: int | str, finished: float) -> None:
@@ -406,14 +474,39 @@ class SandboxApi:
         with self._lock:
             return self._store.snapshot()
 
-    def seed_statuses(self, records: list[dict[str, Any]]) -> None:
-        for record in records:
-            missing = {"email", "subscriptionId", "status"} - set(record)
-            if missing:
-                raise ValueError(f"a seeded status needs {', '.join(sorted(missing))}: {record!r}")
+    def wide_statuses(self) -> dict[WideKey, dict[str, Any]]:
         with self._lock:
+            return self._store.wide_snapshot()
+
+    # Changes behind the pipeline's back. Each refuses the whole request, naming every bad
+    # record, before it changes anything.
+
+    def seed_statuses(self, records: list[dict[str, Any]]) -> None:
+        with self._lock:
+            known_ids = {d["id"] for d in self._settings.definitions}
+            raise_for_problems("statuses", records, lambda r: status_record_problems(r, known_ids))
             for record in records:
                 self._store.seed(record)
+
+    def drop_statuses(self, records: list[dict[str, Any]]) -> None:
+        raise_for_problems("statuses", records, status_key_problems)
+        keys = [
+            (r["email"].lower(), int(r["subscriptionId"]), r.get("channel") or "EMAIL")
+            for r in records
+        ]
+        with self._lock:
+            self._store.drop(keys)
+
+    def forget_contacts(self, emails: list[str]) -> None:
+        raise_for_problems("emails", emails, email_problems)
+        with self._lock:
+            self._store.forget(emails)
+
+    def set_wide_statuses(self, records: list[dict[str, Any]]) -> None:
+        raise_for_problems("wide_statuses", records, wide_record_problems)
+        with self._lock:
+            for record in records:
+                self._store.set_wide(record)
 
     def requests(self, since: int = 0) -> list[dict[str, Any]]:
         with self._lock:
