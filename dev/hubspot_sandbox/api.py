@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -23,10 +22,12 @@ from dev.hubspot_sandbox.bodies import (
     rate_limit_body,
 )
 from dev.hubspot_sandbox.faults import ROLLING_POLICY, AnswerScript, RandomFaults, RateLimiter
+from dev.hubspot_sandbox.reads import STATUSES, WIDE_STATUSES, Reads, invalid_email_answer
 from dev.hubspot_sandbox.settings import BATCH_WRITE_SCOPE, READ_WRITE_SCOPE, SandboxSettings
 from dev.hubspot_sandbox.state import ConsentStore, StatusKey, WideKey, utc_iso
 from dev.hubspot_sandbox.validation import (
     email_problems,
+    inputs_of,
     is_plausible_email,
     raise_for_problems,
     status_key_problems,
@@ -99,6 +100,15 @@ def resolve_route(method: str, path: str, versions: tuple[str, ...]) -> Route | 
     return None
 
 
+def _rejection(settings: SandboxSettings, email: str) -> tuple[int, JsonBody] | None:
+    """The error a write for an email in ``reject_emails`` answers."""
+    rule = settings.reject_emails.get(email.lower())
+    if rule is None:
+        return None
+    status = rule.get("status", 400)
+    return status, error_body(status, rule.get("message"), rule.get("category"))
+
+
 def _parse_json(body: bytes) -> tuple[Any, bool]:
     if not body:
         return None, True
@@ -108,15 +118,10 @@ def _parse_json(body: bytes) -> tuple[Any, bool]:
         return None, False
 
 
-def _inputs(payload: Any) -> list[Any] | None:
-    inputs = payload.get("inputs") if isinstance(payload, dict) else None
-    return inputs if isinstance(inputs, list) else None
-
-
 def _emails_of(route: Route, payload: Any) -> list[str]:
     if route.email is not None:
         return [route.email]
-    inputs = _inputs(payload) or []
+    inputs = inputs_of(payload) or []
     if route.name == "batch_write":
         return [str(i.get("subscriberIdString")) for i in inputs if isinstance(i, dict)]
     return [str(i) for i in inputs] if route.name in ("batch_read", "batch_read_wide") else []
@@ -163,7 +168,7 @@ class SandboxApi:
             emails = _emails_of(route, payload)
             record["email"] = route.email
             if route.name.startswith("batch_"):
-                record["items"] = len(_inputs(payload) or [])
+                record["items"] = len(inputs_of(payload) or [])
             scopes = settings.scopes_for(request.token)
             if scopes is None:
                 return Answer(401, error_body(401), {}, self._faults.latency_s(settings), record)
@@ -211,7 +216,7 @@ class SandboxApi:
             ids = sorted(
                 {
                     str(i.get("subscriptionId"))
-                    for i in _inputs(payload) or []
+                    for i in inputs_of(payload) or []
                     if isinstance(i, dict)
                 }
             )
@@ -256,13 +261,11 @@ class SandboxApi:
         if route.name == "unsubscribe_all":
             verbose = params.get("verbose", ["false"])[0].lower() == "true"
             return self._unsubscribe_all(route.email or "", settings, verbose, requested_at)
-        if route.name == "read_one":
-            return self._read_one(route.email or "", requested_at)
-        if route.name == "read_wide_one":
-            return self._read_wide_one(route.email or "", requested_at)
-        if route.name == "batch_read_wide":
-            return self._read_batch(payload, requested_at, self._wide_result)
-        return self._read_batch(payload, requested_at, self._statuses_result)
+        reads = Reads(self._store, settings.definitions, requested_at)
+        kind = WIDE_STATUSES if route.name in ("read_wide_one", "batch_read_wide") else STATUSES
+        if route.name.startswith("batch_"):
+            return reads.batch(payload, kind)
+        return reads.one(route.email or "", kind)
 
     def _write_one(
         self, email: str, settings: SandboxSettings, payload: Any, requested_at: str
@@ -281,10 +284,9 @@ class SandboxApi:
             return 400, error_body(
                 400, message, errors=[{"message": message, "in": "subscriptionId"}]
             )
-        rule = settings.reject_emails.get(email.lower())
-        if rule is not None:
-            status = rule.get("status", 400)
-            return status, error_body(status, rule.get("message"), rule.get("category"))
+        rejected = _rejection(settings, email)
+        if rejected:
+            return rejected
         item = self._store.write(
             email,
             definition,
@@ -303,7 +305,7 @@ class SandboxApi:
         Items HubSpot can only refuse after looking (unknown subscription, rejected email)
         become ``errors[]`` entries; such a partial answer is ``partial_status`` (207 or 200).
         """
-        inputs = _inputs(payload)
+        inputs = inputs_of(payload)
         if not inputs:
             return 400, error_body(400, "Invalid input: 'inputs' must be a non-empty list.")
         bad = [
@@ -367,70 +369,11 @@ class SandboxApi:
         Like HubSpot, the answer lists the subscription statuses it changed only with
         ``verbose=true``; without it ``results`` is empty.
         """
-        if not is_plausible_email(email):
-            return 400, error_body(400, f"Invalid input: not a valid email address: {email!r}")
-        rule = settings.reject_emails.get(email.lower())
-        if rule is not None:
-            status = rule.get("status", 400)
-            return status, error_body(status, rule.get("message"), rule.get("category"))
+        refused = invalid_email_answer(email) or _rejection(settings, email)
+        if refused:
+            return refused
         changed = self._store.unsubscribe_all(email, settings.definitions, "EMAIL")
         return 200, envelope(changed if verbose else [], [], requested_at)
-
-    def _contact_problem(self, email: str) -> tuple[int, JsonBody] | None:
-        """The answer a single read gives for an invalid email or a contact HubSpot does not know."""
-        if not is_plausible_email(email):
-            return 400, error_body(400, f"Invalid input: not a valid email address: {email!r}")
-        if not self._store.knows(email):
-            return 404, error_body(404, f"No contact with email {email!r} exists in this portal.")
-        return None
-
-    def _read_one(self, email: str, requested_at: str) -> tuple[int, JsonBody]:
-        """Every known subscription, never-set ones as NOT_SPECIFIED with a null timestamp.
-
-        HubSpot's v4 answer is the envelope with ``results``; ``subscriberIdString`` and
-        ``statuses`` repeat them in the per-contact shape batch read uses.
-        """
-        problem = self._contact_problem(email)
-        if problem:
-            return problem
-        result = self._statuses_result(email)
-        return 200, {**envelope(result["statuses"], [], requested_at), **result}
-
-    def _read_wide_one(self, email: str, requested_at: str) -> tuple[int, JsonBody]:
-        """The contact's opt-out of all email as ``results`` (empty when not opted out), also
-        under ``subscriberIdString`` and ``wideStatuses``, the per-contact shape of batch reads."""
-        problem = self._contact_problem(email)
-        if problem:
-            return problem
-        result = self._wide_result(email)
-        return 200, {**envelope(result["wideStatuses"], [], requested_at), **result}
-
-    def _statuses_result(self, email: str) -> dict[str, Any]:
-        statuses = self._store.read(email, self._settings.definitions, "EMAIL")
-        return {"subscriberIdString": email, "statuses": statuses}
-
-    def _wide_result(self, email: str) -> dict[str, Any]:
-        return {"subscriberIdString": email, "wideStatuses": self._store.read_wide(email, "EMAIL")}
-
-    def _read_batch(
-        self, payload: Any, requested_at: str, result_for: Callable[[str], dict[str, Any]]
-    ) -> tuple[int, JsonBody]:
-        """One result per contact HubSpot knows; an invalid email or an unknown contact is an
-        ``errors[]`` entry instead, and the answer is then 207."""
-        inputs = _inputs(payload)
-        if not inputs:
-            return 400, error_body(400, "Invalid input: 'inputs' must be a non-empty list.")
-        results, errors = [], []
-        for email in inputs:
-            if not is_plausible_email(email):
-                message = f"not a valid email address: {email!r}"
-                errors.append(item_error(message, "VALIDATION_ERROR", [email]))
-            elif not self._store.knows(email):
-                message = f"No contact with email {email!r} exists in this portal."
-                errors.append(item_error(message, "OBJECT_NOT_FOUND", [email]))
-            else:
-                results.append(result_for(email))
-        return (207 if errors else 200), envelope(results, errors, requested_at)
 
     def log(self, record: dict[str, Any], status: int | str, finished: float) -> None:
         """Keep one answered (or dropped) API request for :meth:`requests`."""

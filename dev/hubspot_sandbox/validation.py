@@ -22,6 +22,12 @@ def is_plausible_email(value: Any) -> bool:
     return bool(local) and bool(domain) and not any(c.isspace() for c in value)
 
 
+def inputs_of(payload: Any) -> list[Any] | None:
+    """A batch request's ``inputs`` list, or None when the body has none."""
+    inputs = payload.get("inputs") if isinstance(payload, dict) else None
+    return inputs if isinstance(inputs, list) else None
+
+
 def write_problems(item: Any, *, email_in_body: bool) -> list[Problem]:
     """Structural problems of one status write (the single write carries its email in the path)."""
     if not isinstance(item, dict):
