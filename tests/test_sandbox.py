@@ -943,6 +943,21 @@ def test_near_miss_opt_out_routes_are_404(sandbox, method, suffix):
     assert (sandbox.statuses(), sandbox.wide_statuses()) == ({}, {})
 
 
+@pytest.mark.parametrize(
+    ("headers", "status", "category"),
+    [
+        ({"Authorization": "Bearer no-scope-token"}, 403, "MISSING_SCOPES"),
+        ({"Authorization": "Bearer wrong"}, 401, "INVALID_AUTHENTICATION"),
+    ],
+)
+def test_reads_need_a_known_token_with_scopes(sandbox, headers, status, category):
+    emails = ["a@x.com"]
+    assert_hubspot_error(batch_read(sandbox, emails, headers=headers), status, category)
+    assert_hubspot_error(batch_read_wide(sandbox, emails, headers=headers), status, category)
+    url = api(sandbox, "/statuses/a%40x.com/unsubscribe-all?channel=EMAIL")
+    assert_hubspot_error(requests.get(url, headers=headers, timeout=5), status, category)
+
+
 def test_reads_count_toward_both_rate_limits():
     with SandboxServer(token=TOKEN, rate_limit_per_10s=3) as server:
         answers = [batch_read(server, ["a@x.com"]), read_wide(server, "a@x.com")]
