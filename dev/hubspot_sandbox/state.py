@@ -28,7 +28,10 @@ def as_utc_iso(value: datetime | str | None) -> str:
     """
     if value is None:
         return utc_iso()
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    try:
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"timestamp {value!r} is not ISO 8601") from None
     if moment.tzinfo is None:
         raise ValueError(f"timestamp {value!r} has no UTC offset (add Z or +00:00)")
     return utc_iso(moment)

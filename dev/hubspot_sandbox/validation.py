@@ -69,8 +69,8 @@ def email_problems(value: Any) -> list[str]:
 def _timestamp_problems(value: Any) -> list[str]:
     try:
         as_utc_iso(value)
-    except (TypeError, ValueError) as exc:
-        return [f"timestamp: must be ISO 8601 with a UTC offset ({exc})"]
+    except ValueError as exc:
+        return [str(exc)]
     return []
 
 
@@ -78,18 +78,27 @@ def _missing(record: dict, names: tuple[str, ...]) -> list[str]:
     return [f"{name}: missing" for name in names if name not in record]
 
 
+def _email_and_channel_problems(record: dict) -> list[str]:
+    problems = [f"email: {p}" for p in email_problems(record["email"])] if "email" in record else []
+    if record.get("channel", "EMAIL") not in CHANNELS:
+        problems.append(f"channel: must be EMAIL; got {record['channel']!r}")
+    return problems
+
+
+def _status_problems(record: dict) -> list[str]:
+    if "status" not in record or record["status"] in STATUS_STATES:
+        return []
+    return [f"status: must be one of {', '.join(STATUS_STATES)}; got {record['status']!r}"]
+
+
 def status_key_problems(record: Any) -> list[str]:
     """Why ``{email, subscriptionId, channel?}`` does not name a status."""
     if not isinstance(record, dict):
         return ["must be a JSON object"]
-    problems = _missing(record, ("email", "subscriptionId"))
-    if "email" in record:
-        problems += [f"email: {p}" for p in email_problems(record["email"])]
+    problems = _missing(record, ("email", "subscriptionId")) + _email_and_channel_problems(record)
     subscription_id = record.get("subscriptionId")
     if "subscriptionId" in record and not _is_integer(subscription_id):
         problems.append(f"subscriptionId: must be an integer; got {subscription_id!r}")
-    if record.get("channel", "EMAIL") not in CHANNELS:
-        problems.append(f"channel: must be EMAIL; got {record['channel']!r}")
     return problems
 
 
@@ -105,11 +114,7 @@ def status_record_problems(record: Any, known_ids: set[int]) -> list[str]:
             f"subscriptionId: {subscription_id!r} is not one of the portal's subscriptions "
             f"({', '.join(map(str, sorted(known_ids)))})"
         )
-    problems += _missing(record, ("status",))
-    if "status" in record and record["status"] not in STATUS_STATES:
-        problems.append(
-            f"status: must be one of {', '.join(STATUS_STATES)}; got {record['status']!r}"
-        )
+    problems += _missing(record, ("status",)) + _status_problems(record)
     if record.get("legalBasis") is not None and record["legalBasis"] not in LEGAL_BASES:
         problems.append(f"legalBasis: must be one of {', '.join(LEGAL_BASES)}")
     if "source" in record and not (isinstance(record["source"], str) and record["source"]):
@@ -122,16 +127,12 @@ def wide_record_problems(record: Any) -> list[str]:
     ``timestamp``) cannot be held."""
     if not isinstance(record, dict):
         return ["must be a JSON object"]
-    problems = _missing(record, ("email", "status"))
-    if "email" in record:
-        problems += [f"email: {p}" for p in email_problems(record["email"])]
-    if "status" in record and record["status"] not in STATUS_STATES:
-        problems.append(
-            f"status: must be one of {', '.join(STATUS_STATES)}; got {record['status']!r}"
-        )
-    if record.get("channel", "EMAIL") not in CHANNELS:
-        problems.append(f"channel: must be EMAIL; got {record['channel']!r}")
-    return problems + _timestamp_problems(record.get("timestamp"))
+    return (
+        _missing(record, ("email", "status"))
+        + _email_and_channel_problems(record)
+        + _status_problems(record)
+        + _timestamp_problems(record.get("timestamp"))
+    )
 
 
 def _is_integer(value: Any) -> bool:
