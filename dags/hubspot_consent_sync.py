@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, TriggerRule, dag, task
 
-from hubspot_provider.operators.subscription_status import HubSpotSubscriptionStatusOperator
 from include.consent_sync import runtime, turns
 from include.consent_sync.contract import DAG_ID, HUBSPOT_CONN_ID, HUBSPOT_POOL, LEDGER_TABLE
+from include.consent_sync.push_operator import PushBatchOperator
 
 # Push tasks that may run at once; each paces at its share of HubSpot's limit. Keep it equal to
 # the `hubspot_api` pool's slots (airflow_settings.yaml).
@@ -141,7 +141,7 @@ def hubspot_consent_sync():
     extracted = extract()
     wait_for_turn() >> extracted
     batches = plan(validate(extracted))
-    push = HubSpotSubscriptionStatusOperator.partial(
+    push = PushBatchOperator.partial(
         task_id="push",
         hubspot_conn_id=HUBSPOT_CONN_ID,
         pool=HUBSPOT_POOL,

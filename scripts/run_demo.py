@@ -14,7 +14,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
 
 from dev.demo_data import DEMO_INTERVAL_END, create_demo_warehouse  # noqa: E402
 from dev.local_airflow import PROJECT, LocalAirflow, SandboxProcess  # noqa: E402
-from include.consent_sync.contract import LEDGER_TABLE  # noqa: E402
+from include.consent_sync.contract import LATEST_VIEW, LEDGER_TABLE, RUNS_VIEW  # noqa: E402
 from include.consent_sync.warehouse import DuckDBWarehouse  # noqa: E402
 
 LOCAL = PROJECT / ".local"
@@ -27,7 +27,10 @@ WHERE lower(trim(email)) = '{email}'
 ORDER BY changed_at, recorded_at;
 
 -- What failed or is waiting, per run?
-SELECT * FROM hubspot_consent_sync_runs ORDER BY interval_end DESC;"""
+SELECT * FROM {runs} ORDER BY interval_end DESC;
+
+-- What HubSpot holds for that contact, as far as this pipeline knows
+SELECT * FROM {latest} WHERE lower(trim(email)) = '{email}';"""
 
 
 def main() -> int:
@@ -75,7 +78,11 @@ def main() -> int:
     print(f"Ledger: {warehouse} table {LEDGER_TABLE}: {total:,} rows over {runs} run(s)")
     print(f"Full Airflow log: {LOCAL / 'last_run.log'}")
     print(f"\nAudit it with any DuckDB client, e.g. the duckdb CLI: duckdb {warehouse}\n")
-    print(AUDIT_QUERIES.format(ledger=LEDGER_TABLE, email=email[0]))
+    print(
+        AUDIT_QUERIES.format(
+            ledger=LEDGER_TABLE, runs=RUNS_VIEW, latest=LATEST_VIEW, email=email[0]
+        )
+    )
     return result.returncode
 
 

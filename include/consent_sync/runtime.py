@@ -36,11 +36,9 @@ def interval(context: dict[str, Any]) -> tuple[datetime, datetime]:
 
 
 def open_warehouse():
-    from airflow.sdk import BaseHook
+    from include.consent_sync.warehouse import open_warehouse as open_connection
 
-    from include.consent_sync.warehouse import open_warehouse as open_from_connection
-
-    return open_from_connection(BaseHook.get_connection(WAREHOUSE_CONN_ID))
+    return open_connection(WAREHOUSE_CONN_ID)
 
 
 @contextmanager
