@@ -326,3 +326,35 @@ def test_the_provider_imports_nothing_from_the_pipeline():
             elif isinstance(node, ast.Import):
                 imported.update(alias.name.split(".")[0] for alias in node.names)
     assert not imported & {"include", "dev", "tests"}, imported
+
+
+@pytest.mark.parametrize("batch_scope", [True, False])
+def test_read_wide_statuses_per_contact(sandbox, hubspot_connection, batch_scope):
+    if not batch_scope:  # no batch read scope: one GET .../unsubscribe-all per contact
+        sandbox.script([{"status": 403, "match": {"path_contains": "/batch/"}}])
+    sandbox.set_wide_statuses(
+        [{"email": "a@x.com", "status": "UNSUBSCRIBED", "timestamp": "2026-11-22T00:00:00Z"}]
+    )
+    found = HubSpotHook().read_wide_statuses(["A@x.com", "b@x.com"])
+    [wide] = found["A@x.com"].statuses
+    assert (wide.status, wide.subscription_id, wide.channel) == ("UNSUBSCRIBED", None, "EMAIL")
+    assert wide.timestamp == datetime(2026, 11, 22, tzinfo=UTC) and wide.source
+    assert found["b@x.com"].statuses == [] and found["b@x.com"].known
+
+
+@pytest.mark.parametrize("batch_scope", [True, False])
+@pytest.mark.parametrize("read", ["read_statuses", "read_wide_statuses"])
+def test_a_contact_hubspot_does_not_know_is_unknown_not_an_error(
+    sandbox, hubspot_connection, batch_scope, read
+):
+    if not batch_scope:
+        sandbox.script([{"status": 403, "match": {"path_contains": "/batch/"}}])
+    sandbox.seed_statuses([OPTED_OUT])
+    sandbox.forget_contacts(["a@x.com"])
+    found = getattr(HubSpotHook(), read)(["a@x.com", "b@x.com"])
+    assert (found["a@x.com"].known, found["a@x.com"].error, found["a@x.com"].statuses) == (
+        False,
+        None,
+        [],
+    )
+    assert found["b@x.com"].known and found["b@x.com"].error is None

@@ -156,14 +156,14 @@ class SubscriptionStatus:
     subscription_name: str | None = None
 
     @classmethod
-    def from_json(cls, item: dict) -> SubscriptionStatus:
+    def from_json(cls, item: dict, source_field: str = "source") -> SubscriptionStatus:
         subscription_id = item.get("subscriptionId")
         return cls(
             subscription_id=int(subscription_id) if str(subscription_id).isdigit() else None,
             channel=item.get("channel"),
             status=item.get("status"),
             timestamp=parse_timestamp(item.get("timestamp")),
-            source=item.get("source"),
+            source=item.get(source_field),
             legal_basis=item.get("legalBasis"),
             subscription_name=item.get("subscriptionName"),
         )
@@ -173,12 +173,38 @@ class SubscriptionStatus:
 class ContactStatuses:
     """A contact's statuses from a read; ``error`` is HubSpot's per-contact error, if any.
 
-    A contact HubSpot does not know has no statuses and no error.
+    A contact HubSpot does not know (merged, deleted, never created) has ``known`` False, no
+    statuses and no error. For a read of opted-outs of all email, ``statuses`` holds the wide
+    statuses (``subscription_id`` None; ``source`` the ``wideStatusType``).
     """
 
     email: str
     statuses: list[SubscriptionStatus] = field(default_factory=list)
     error: str | None = None
+    known: bool = True
+
+
+@dataclass(frozen=True)
+class _ReadKind:
+    """What a read asks for: its routes, and the per-contact field its statuses come in."""
+
+    what: str
+    batch_path: str
+    one_suffix: str
+    field: str
+    source_field: str
+
+
+_STATUSES = _ReadKind("reading statuses", "/batch/read", "", "statuses", "source")
+_WIDE_STATUSES = _ReadKind(
+    "reading opt-outs of all email",
+    "/batch/unsubscribe-all/read",
+    "/unsubscribe-all",
+    "wideStatuses",
+    "wideStatusType",
+)
+# HubSpot's error category for a contact it does not know, in a batch read's errors[].
+UNKNOWN_CONTACT = "OBJECT_NOT_FOUND"
 
 
 @dataclass
@@ -591,55 +617,85 @@ class HubSpotHook(HttpHook):
         :raises HubSpotAuthError: on 401/403.
         :raises HubSpotDailyLimitError: on 429 with policy DAILY.
         """
+        return self._read_contacts(emails, channel, _STATUSES)
+
+    def read_wide_statuses(
+        self, emails: Iterable[str], channel: str = "EMAIL"
+    ) -> dict[str, ContactStatuses]:
+        """Each contact's opt-out of all email (``…/statuses/batch/unsubscribe-all/read``), as
+        :meth:`read_statuses`: ``statuses`` is empty when the contact has not opted out.
+
+        :raises HubSpotError: as :meth:`read_statuses`.
+        """
+        return self._read_contacts(emails, channel, _WIDE_STATUSES)
+
+    def _read_contacts(
+        self, emails: Iterable[str], channel: str, kind: _ReadKind
+    ) -> dict[str, ContactStatuses]:
         given: dict[str, list[str]] = {}
         for email in dict.fromkeys(emails):
             given.setdefault(same_contact(email), []).append(email)
         found = {
             email: ContactStatuses(email) for spellings in given.values() for email in spellings
         }
+
+        def record(contact: str, **facts: Any) -> None:
+            for email in given.get(same_contact(contact), []):
+                for name, value in facts.items():
+                    setattr(found[email], name, value)
+
         contacts = sorted(given)
         for start in range(0, len(contacts), self.settings.batch_size):
             chunk = contacts[start : start + self.settings.batch_size]
             answer = self._exchange(
-                "POST", self.statuses_path(f"/batch/read?channel={channel}"), {"inputs": chunk}
+                "POST",
+                self.statuses_path(f"{kind.batch_path}?channel={channel}"),
+                {"inputs": chunk},
             )
             response = answer.response
             if response is not None and response.status_code in (403, 404, 405):
+                # No batch scope or no such route on this version: read one by one.
                 for contact in chunk:
-                    statuses = self._read_one(contact, channel)
-                    for email in given[contact]:
-                        found[email].statuses = statuses
+                    record(contact, **self._read_one(contact, channel, kind))
                 continue
-            payload = self._checked(answer, "reading statuses")
+            payload = self._checked(answer, kind.what)
             for item in payload.get("results") or []:
-                for email in given.get(same_contact(item.get("subscriberIdString", "")), []):
-                    found[email].statuses = [
-                        SubscriptionStatus.from_json(s)
-                        for s in item.get("statuses") or []
+                record(
+                    item.get("subscriberIdString", ""),
+                    statuses=[
+                        SubscriptionStatus.from_json(s, kind.source_field)
+                        for s in item.get(kind.field) or []
                         if isinstance(s, dict)
-                    ]
+                    ],
+                )
             for error in payload.get("errors") or []:
                 category, message, _ = _error_fields(error)
                 context = error.get("context") if isinstance(error, dict) else None
                 ids = (context or {}).get("subscriberIdString") or []
                 for contact in ids if isinstance(ids, list) else [ids]:
-                    for email in given.get(same_contact(contact), []):
-                        found[email].error = f"{category or 'ITEM_ERROR'}: {message}"
+                    if category == UNKNOWN_CONTACT:
+                        record(contact, known=False)
+                    else:
+                        record(contact, error=f"{category or 'ITEM_ERROR'}: {message}")
         return found
 
-    def _read_one(self, email: str, channel: str) -> list[SubscriptionStatus]:
+    def _read_one(self, email: str, channel: str, kind: _ReadKind) -> dict[str, Any]:
+        """One contact's read as ContactStatuses fields: a 404 is a contact HubSpot does not know."""
         answer = self._exchange(
-            "GET", self.statuses_path(f"/{self.encode_email(email)}?channel={channel}")
+            "GET",
+            self.statuses_path(f"/{self.encode_email(email)}{kind.one_suffix}?channel={channel}"),
         )
         if answer.response is not None and answer.response.status_code == 404:
-            return []
+            return {"known": False}
         # v4 and the date-versioned paths answer the usual envelope: the statuses are `results`.
-        payload = self._checked(answer, "reading statuses")
-        return [
-            SubscriptionStatus.from_json(s)
-            for s in payload.get("results") or []
-            if isinstance(s, dict)
-        ]
+        payload = self._checked(answer, kind.what)
+        return {
+            "statuses": [
+                SubscriptionStatus.from_json(s, kind.source_field)
+                for s in payload.get("results") or []
+                if isinstance(s, dict)
+            ]
+        }
 
     def _checked(self, answer: _Answer, what: str) -> dict:
         """The body of a finished, successful read, or the :class:`HubSpotError` it amounts to."""
