@@ -35,7 +35,8 @@ every extracted change gets its ledger row; `report` fails the run if anything s
 
 **Params** (Trigger → trigger form): `dry_run` plans without sending; `emails` restricts the run
 to some contacts; `resync` sends the latest state again for keys changed in the interval;
-`max_rows` and `max_invalid_share` are guards checked before anything is sent.
+`repair_run_id` (set by `hubspot_consent_reconcile`'s repair) sends again exactly the keys that
+reconcile run found DRIFT or MISSING; `max_rows` and `max_invalid_share` are guards checked before anything is sent.
 
 **Backfill**: Trigger → Backfill, pick the date range, "Run backwards" off. Whatever the
 backfill's max active runs, its runs and the nightly one push one at a time, in date order
@@ -76,6 +77,12 @@ ledger rows. CLI: `airflow backfill create --dag-id hubspot_consent_sync --from-
             False,
             type="boolean",
             description="Send the latest state again for keys changed in the interval, even if already SYNCED.",
+        ),
+        "repair_run_id": Param(
+            None,
+            type=["null", "string"],
+            description="Repair: send again the latest change of exactly the DRIFT and MISSING "
+            "keys of this hubspot_consent_reconcile run (set by its repair param).",
         ),
         "lookback_days": Param(
             30,

@@ -36,6 +36,8 @@ class Window:
     lookback_days: int = 30
     resync: bool = False
     emails: tuple[str, ...] = ()
+    # A repair: exactly the DRIFT and MISSING keys of this reconcile run (repair_candidates.sql).
+    repair_run_id: str | None = None
 
 
 def candidate_schema():
@@ -58,6 +60,8 @@ def extract(warehouse: Warehouse, folder, window: Window) -> dict[str, Any]:
 
     check_source_schema(warehouse.source_columns(SOURCE_TABLE))
     warehouse.ensure_ledger()
+    if window.repair_run_id:
+        return _extract_repair(warehouse, folder, window)
     warehouse.set_contact_filter(window.emails)
     params = {
         "dag_run_id": window.dag_run_id,
@@ -76,6 +80,22 @@ def extract(warehouse: Warehouse, folder, window: Window) -> dict[str, Any]:
         window.lookback_days,
         ", resync" if window.resync else "",
         f", restricted to {len(window.emails)} contacts" if window.emails else "",
+    )
+    return {"candidates": table.num_rows}
+
+
+def _extract_repair(warehouse: Warehouse, folder, window: Window) -> dict[str, Any]:
+    """A repair's candidates: the latest change of each key the reconcile run found DRIFT or
+    MISSING, sent again even though SYNCED before (the run's emails, interval and lookback do
+    not apply: the reconcile chose the keys)."""
+    params = {"dag_run_id": window.dag_run_id, "repair_run_id": window.repair_run_id}
+    table = warehouse.query_arrow(load_sql("repair_candidates"), params).cast(candidate_schema())
+    staging.write_table(table, folder / staging.CANDIDATES)
+    log.info(
+        "extract: %d changes to send again, repairing the DRIFT and MISSING keys of reconcile "
+        "run %s",
+        table.num_rows,
+        window.repair_run_id,
     )
     return {"candidates": table.num_rows}
 

@@ -88,6 +88,7 @@ def extract(context: dict[str, Any]) -> dict[str, Any]:
         lookback_days=int(params["lookback_days"]),
         resync=bool(params["resync"]),
         emails=tuple(params["emails"] or ()),
+        repair_run_id=params.get("repair_run_id") or None,
     )
     with open_warehouse() as warehouse, gates_fail_fast():
         return pipeline.extract(warehouse, folder, window)

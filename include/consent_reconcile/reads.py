@@ -1,0 +1,112 @@
+"""Read one batch of contacts back from HubSpot, staging every answer as it comes.
+
+Each chunk of contacts (the connection's ``batch_size``, 100 by default) costs two requests: a
+batch read of their statuses and one of their opt-outs of all email. Answers are appended to the
+batch's staging folder per chunk, so a retried task reads only the contacts still missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+from hubspot_provider.exceptions import (
+    HubSpotDailyLimitError,
+    HubSpotRejectedError,
+    HubSpotTransientError,
+)
+from include.consent_reconcile.contract import READ, READ_FAILED, UNKNOWN_CONTACT, read_schema
+from include.consent_sync.masking import mask_email
+from include.consent_sync.progress import Progress
+from include.consent_sync.staging import ResultParts, read_table
+
+
+def _statuses(found) -> list[dict[str, Any]]:
+    return [
+        {
+            "subscription_id": s.subscription_id,
+            "channel": s.channel,
+            "status": s.status,
+            "timestamp": s.timestamp,
+            "source": s.source,
+        }
+        for s in found.statuses
+    ]
+
+
+def answer_row(email: str, statuses, wide) -> dict[str, Any]:
+    """One contact's staged read from its two answers (:class:`ContactStatuses` each).
+
+    A per-contact error in either answer (a 207's errors[]) makes the read FAILED: half a view
+    of HubSpot could wrongly be a MATCH. A contact either answer does not know is UNKNOWN_CONTACT.
+    """
+    error = statuses.error or wide.error
+    if error:
+        return {"email": email, "answer": READ_FAILED, "error": error}
+    if not (statuses.known and wide.known):
+        return {"email": email, "answer": UNKNOWN_CONTACT}
+    return {
+        "email": email,
+        "answer": READ,
+        "statuses": _statuses(statuses),
+        "wide_statuses": _statuses(wide),
+    }
+
+
+def staged_contacts(results_path) -> set[str]:
+    """Contacts with a usable staged answer: a retry reads only the others (FAILED included)."""
+    staged = ResultParts(results_path, read_schema()).read()
+    return {
+        row["email"]
+        for row in staged.select(["email", "answer"]).to_pylist()
+        if row["answer"] != READ_FAILED
+    }
+
+
+def read_batch(
+    hook, *, contacts_path, results_path, label: str, log: logging.Logger, progress_every_s=10.0
+) -> dict[str, int]:
+    """Read every contact of a batch through ``hook`` (a HubSpotHook); counts per answer.
+
+    A chunk whose read fails for good (5xx or no answer after the hook's retries, a 4xx for the
+    whole request) is staged FAILED and the batch goes on; HubSpot's daily limit stops the batch
+    (the contacts not read stay unstaged). Both end UNREAD, never MATCH. 401/403 raise.
+    """
+    contacts = read_table(contacts_path)["email"].to_pylist()
+    parts = ResultParts(results_path, read_schema())
+    done = staged_contacts(results_path)
+    todo = [email for email in contacts if email not in done]
+    progress = Progress(label, len(contacts), log, every_s=progress_every_s, done=len(done))
+    if done:
+        log.info("%s: resuming, %d of %d contacts already read", label, len(done), len(contacts))
+    size = hook.settings.batch_size
+    for start in range(0, len(todo), size):
+        chunk = todo[start : start + size]
+        try:
+            statuses = hook.read_statuses(chunk)
+            wide = hook.read_wide_statuses(chunk)
+            rows = [answer_row(email, statuses[email], wide[email]) for email in chunk]
+        except HubSpotDailyLimitError as exc:
+            log.warning(
+                "%s: HubSpot's daily limit is reached (%s): %d contacts not read; they are "
+                "UNREAD in this reconcile",
+                label,
+                exc,
+                len(todo) - start,
+            )
+            break
+        except (HubSpotTransientError, HubSpotRejectedError) as exc:
+            log.warning("%s: reading %d contacts failed: %s", label, len(chunk), exc)
+            rows = [{"email": email, "answer": READ_FAILED, "error": str(exc)} for email in chunk]
+        parts.append(rows)
+        for row in rows:
+            progress.advance(row["answer"])
+        # A 207's per-contact errors, a few per chunk (a failed chunk was logged whole above).
+        refused = [row for row in rows if row["answer"] == READ_FAILED]
+        for row in refused[:5] if len(refused) < len(rows) else []:
+            log.info(
+                "%s: HubSpot refused reading %s: %s", label, mask_email(row["email"]), row["error"]
+            )
+    log.info("%s", progress.line())
+    return dict(Counter(ResultParts(results_path, read_schema()).read()["answer"].to_pylist()))
