@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -20,7 +21,6 @@ from include.consent_reconcile.contract import (
     RECONCILIATION_COLUMNS,
     RECONCILIATION_TABLE,
     UNKNOWN_CONTACT,
-    Classification,
 )
 from include.consent_reconcile.reads import read_batch
 from include.consent_sync import pipeline, staging
@@ -227,3 +227,208 @@ def test_an_auth_refusal_raises(sandbox, hubspot_connection, contacts):
     with pytest.raises(HubSpotAuthError):
         read_batch(HubSpotHook(), contacts_path=path, results_path=results, label="t", log=LOG)
     assert staged(results) == {}
+
+
+# -- the steps against a real warehouse and the sandbox ------------------------------------------
+
+SYNC_RUN = "scheduled__2026-11-21T02:00:00+00:00"
+
+
+def ledger_rows(rows):
+    """Ledger rows (dicts with the facts that matter here) as a ledger_schema table."""
+    full = [
+        {
+            **dict.fromkeys(ledger_schema().names),
+            "dag_run_id": SYNC_RUN,
+            "subscription_id": 1001,
+            "channel": "EMAIL",
+            "changed_at": CHANGED,
+            "attempts": 1,
+            "recorded_at": SENT + timedelta(minutes=5),
+            **row,
+        }
+        for row in rows
+    ]
+    return pa.Table.from_pylist(full, schema=ledger_schema())
+
+
+def synced(change_id, email, state="SUBSCRIBED", **facts):
+    return {
+        "change_id": change_id,
+        "email": email,
+        "status_state": state,
+        "outcome": "SYNCED",
+        "sent_at": SENT,
+        **facts,
+    }
+
+
+def seeded(email, state, at, subscription_id=1001):
+    return {
+        "email": email,
+        "subscriptionId": subscription_id,
+        "status": state,
+        "timestamp": at.isoformat(),
+    }
+
+
+EXPECTED = {
+    "match@x.com": "MATCH",
+    "newer@x.com": "HUBSPOT_NEWER",
+    "drift@x.com": "DRIFT",
+    "lost@x.com": "MISSING",
+    "gone@x.com": "MISSING",
+    "wide@x.com": "HUBSPOT_NEWER",
+    "pending@x.com": "PENDING",
+}
+
+
+@pytest.fixture
+def synced_world(warehouse, sandbox):
+    """A sync's ledger, and HubSpot changed behind its back in every way (see EXPECTED)."""
+    emails = [e for e in EXPECTED if e != "pending@x.com"]
+    insert_changes(
+        warehouse,
+        [change(f"c-{e}", e, changed_at=CHANGED) for e in EXPECTED]
+        # An older change of the pending key, SYNCED by an earlier run: not the intent.
+        + [
+            change(
+                "old-pending",
+                "pending@x.com",
+                state="UNSUBSCRIBED",
+                changed_at=CHANGED - timedelta(days=3),
+            )
+        ],
+    )
+    rows = [synced(f"c-{e}", e) for e in emails]
+    rows.append(
+        synced(
+            "old-pending",
+            "pending@x.com",
+            "UNSUBSCRIBED",
+            dag_run_id="earlier",
+            changed_at=CHANGED - timedelta(days=3),
+        )
+    )
+    rows.append(
+        {
+            "change_id": "c-pending@x.com",
+            "email": "pending@x.com",
+            "status_state": "SUBSCRIBED",
+            "outcome": "FAILED",
+            "sent_at": SENT,
+            "http_status": 503,
+        }
+    )
+    with warehouse.open() as db:
+        db.ensure_ledger()
+        db.insert_arrow(LEDGER_TABLE, ledger_rows(rows))
+    just_after = SENT + timedelta(seconds=1)
+    sandbox.seed_statuses(
+        [
+            seeded(e, "SUBSCRIBED", just_after)
+            for e in ("match@x.com", "lost@x.com", "gone@x.com", "wide@x.com")
+        ]
+        + [
+            seeded("newer@x.com", "UNSUBSCRIBED", SENT + timedelta(days=1)),
+            seeded("drift@x.com", "UNSUBSCRIBED", CHANGED - timedelta(days=1)),
+        ]
+    )
+    sandbox.drop_statuses([{"email": "lost@x.com", "subscriptionId": 1001}])
+    sandbox.forget_contacts(["gone@x.com"])
+    sandbox.set_wide_statuses(
+        [
+            {
+                "email": "wide@x.com",
+                "status": "UNSUBSCRIBED",
+                "timestamp": (SENT + timedelta(days=2)).isoformat(),
+            }
+        ]
+    )
+    return warehouse
+
+
+def reconcile(warehouse, folder, run_id, **select):
+    with warehouse.open() as db:
+        batches = steps.select_keys(
+            db, folder, parallel_tasks=2, **{"sync_run_ids": None, **select}
+        )
+    for batch in batches:
+        read_batch(
+            HubSpotHook(),
+            contacts_path=Path(batch["contacts_path"]),
+            results_path=Path(batch["results_path"]),
+            label="t",
+            log=LOG,
+        )
+    with warehouse.open() as db:
+        return steps.compare(db, folder, reconcile_run_id=run_id, checked_at=datetime.now(UTC))
+
+
+def recorded(warehouse, run_id):
+    rows = warehouse.rows(
+        f"SELECT * FROM {RECONCILIATION_TABLE} WHERE reconcile_run_id = :run_id", {"run_id": run_id}
+    )
+    return {r["email"]: r for r in rows}
+
+
+def test_reconcile_classifies_every_kind_and_records_one_row_per_key(
+    synced_world, sandbox, hubspot_connection, tmp_path
+):
+    verdict = reconcile(synced_world, tmp_path / "r1", "r1")
+    rows = recorded(synced_world, "r1")
+    assert {e: r["classification"] for e, r in rows.items()} == EXPECTED
+    assert verdict.repairable == 3 and verdict.keys == len(EXPECTED)
+    assert list(synced_world.rows(f"SELECT * FROM {RECONCILIATION_TABLE} LIMIT 1")[0]) == list(
+        RECONCILIATION_COLUMNS
+    )
+    drift = rows["drift@x.com"]
+    assert (drift["intended_state"], drift["intended_change_id"], drift["synced_state"]) == (
+        "SUBSCRIBED",
+        "c-drift@x.com",
+        "SUBSCRIBED",
+    )
+    assert drift["synced_at"] == SENT and drift["hubspot_state"] == "UNSUBSCRIBED"
+    assert drift["hubspot_timestamp"] == CHANGED - timedelta(days=1) and drift["hubspot_source"]
+    assert rows["wide@x.com"]["hubspot_source"] == "PORTAL_WIDE"
+    pending = rows["pending@x.com"]
+    assert (pending["intended_change_id"], pending["synced_state"]) == (
+        "c-pending@x.com",
+        "UNSUBSCRIBED",
+    )
+    # The drift view: the latest check per key that is not MATCH, and since when it differs.
+    view = {r["email"]: r for r in synced_world.rows(f"SELECT * FROM {DRIFT_VIEW}")}
+    assert set(view) == set(EXPECTED) - {"match@x.com"}
+    assert view["drift@x.com"]["differs_since"] == view["drift@x.com"]["checked_at"]
+
+    # Idempotent per run: recording the run again leaves one row per key.
+    reconcile(synced_world, tmp_path / "r1", "r1")
+    assert len(synced_world.rows(f"SELECT * FROM {RECONCILIATION_TABLE}")) == len(EXPECTED)
+
+
+def test_a_sync_runs_keys_and_emails_restrict_the_check(
+    synced_world, sandbox, hubspot_connection, tmp_path
+):
+    reconcile(synced_world, tmp_path / "r1", "r1", sync_run_ids=["earlier"])
+    assert set(recorded(synced_world, "r1")) == {"pending@x.com"}
+    reconcile(synced_world, tmp_path / "r2", "r2", emails=("DRIFT@x.com ", "match@x.com"))
+    assert set(recorded(synced_world, "r2")) == {"drift@x.com", "match@x.com"}
+
+
+def test_a_repair_extract_takes_exactly_the_drift_and_missing_keys(
+    synced_world, sandbox, hubspot_connection, tmp_path
+):
+    reconcile(synced_world, tmp_path / "r1", "r1")
+    window = pipeline.Window(
+        dag_run_id="manual__repair",
+        interval_start=SENT,
+        interval_end=SENT + timedelta(days=1),
+        lookback_days=1,
+        repair_run_id="r1",
+    )
+    with synced_world.open() as db:
+        assert pipeline.extract(db, tmp_path / "sync", window) == {"candidates": 3}
+    candidates = staging.read_table(tmp_path / "sync" / staging.CANDIDATES).to_pylist()
+    assert {c["change_id"] for c in candidates} == {"c-drift@x.com", "c-lost@x.com", "c-gone@x.com"}
+    assert all(c["key_latest_change_id"] == c["change_id"] for c in candidates)
+    assert all(c["key_synced_changed_at"] == CHANGED for c in candidates)
