@@ -97,9 +97,11 @@ class LocalAirflow:
             capture=True,
         )
 
-    def run_dag(self, logical_date: str, conf: dict | None = None, check: bool = True):
-        """One real DAG run of hubspot_consent_sync (``airflow dags test``), output captured."""
-        args = ["dags", "test", DAG_ID, logical_date]
+    def run_dag(
+        self, logical_date: str, conf: dict | None = None, check: bool = True, dag_id: str = DAG_ID
+    ):
+        """One real DAG run of ``dag_id`` (``airflow dags test``), output captured."""
+        args = ["dags", "test", dag_id, logical_date]
         if conf:
             args += ["--conf", json.dumps(conf)]
         return self.airflow(*args, check=check, capture=True)
