@@ -84,3 +84,40 @@ def test_no_airflow_2_idioms():
     ruff = [sys.executable, "-m", "ruff", "check", "--select", "AIR3", "dags", "plugins", "include"]
     result = subprocess.run(ruff, cwd=PROJECT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+def test_reconcile_dag_runs_on_the_ledger_asset_or_weekly_and_reads_in_the_shared_pool(tmp_path):
+    code = f"""
+import json
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder={str(PROJECT / "dags")!r})
+dag = bag.dags["hubspot_consent_reconcile"]
+print(json.dumps({{
+    "errors": {{k: str(v) for k, v in bag.import_errors.items()}},
+    "timetable": type(dag.timetable).__name__,
+    "assets": [a.uri for a in dag.timetable.asset_condition.objects],
+    "cron": dag.timetable.timetable.expression,
+    "read_pool": dag.get_task("read").pool,
+    "params": sorted(dag.params),
+    "downstream": {{t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}},
+}}))
+"""
+    env = {
+        "PYTHONPATH": f"{PROJECT}:{PROJECT / 'plugins'}",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW_HOME": str(tmp_path),
+        "PATH": "/usr/bin:/bin",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    facts = json.loads(out.stdout.strip().splitlines()[-1])
+    assert facts["errors"] == {}
+    assert facts["timetable"] == "AssetOrTimeSchedule"
+    assert facts["assets"] == ["consent_warehouse://hubspot_consent_sync_results"]
+    assert facts["cron"] == "0 4 * * 0"
+    assert facts["read_pool"] == "hubspot_api"
+    assert set(facts["params"]) >= {"full", "emails", "repair"}
+    assert facts["downstream"]["select_keys"] == ["read"]
+    assert facts["downstream"]["compare"] == ["repair_request", "report"]
+    assert facts["downstream"]["trigger_repair"] == ["report"]
