@@ -432,3 +432,12 @@ def test_a_repair_extract_takes_exactly_the_drift_and_missing_keys(
     assert {c["change_id"] for c in candidates} == {"c-drift@x.com", "c-lost@x.com", "c-gone@x.com"}
     assert all(c["key_latest_change_id"] == c["change_id"] for c in candidates)
     assert all(c["key_synced_changed_at"] == CHANGED for c in candidates)
+
+
+@pytest.mark.parametrize("contacts", [1, 3, 7, 50_000, 120_000, 1_000_000])
+def test_read_batches_cover_every_contact_in_a_multiple_of_the_pool_slots(contacts):
+    ranges = steps.read_batch_ranges(contacts, 4)
+    assert ranges[0][0] == 0 and ranges[-1][1] == contacts
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+    assert len(ranges) % 4 == 0 or len(ranges) == contacts
+    assert max(stop - start for start, stop in ranges) <= steps.READ_BATCH_CONTACTS

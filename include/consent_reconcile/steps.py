@@ -8,6 +8,7 @@ classifies every key and records one row per key in hubspot_consent_reconciliati
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +25,7 @@ from include.consent_reconcile.contract import (
     reconciliation_schema,
 )
 from include.consent_sync import staging
-from include.consent_sync.planning import plan_batches
+from include.consent_sync.planning import MAX_BATCHES, plan_batches
 from include.consent_sync.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,18 @@ log = logging.getLogger(__name__)
 KEYS = "keys.parquet"
 CONTACTS = "contacts"
 READS = "reads"
-# Contacts per mapped read task: 50 chunks of 100, about 100 requests. Fewer, longer tasks keep
-# Airflow's per-task start-up out of the rate budget; max_batches keeps the map small.
-READ_BATCH_CONTACTS = 5_000
+# Most contacts per mapped read task: 125 chunks of 100, 250 requests, about a minute at a
+# quarter of 190 requests per 10 s. Few, long tasks keep Airflow's per-task start-up and the
+# pacer's cautious first seconds out of the rate budget.
+READ_BATCH_CONTACTS = 12_500
+
+
+def read_batch_ranges(contacts: int, parallel_tasks: int) -> list[tuple[int, int]]:
+    """Contact ranges of the read tasks: a multiple of ``parallel_tasks`` of near-equal size, so
+    the pool's slots finish together instead of a last task reading alone at its share."""
+    rounds = max(1, math.ceil(contacts / (READ_BATCH_CONTACTS * parallel_tasks)))
+    count = min(parallel_tasks * rounds, MAX_BATCHES)
+    return plan_batches(contacts, parallel_tasks, target_rows=math.ceil(contacts / count) or 1)
 
 
 def select_keys(
@@ -63,9 +73,7 @@ def select_keys(
     staging.write_table(table, folder / KEYS)
     contacts = pc.unique(table["email"]).sort()
     batches = []
-    for index, (start, stop) in enumerate(
-        plan_batches(len(contacts), parallel_tasks, target_rows=READ_BATCH_CONTACTS)
-    ):
+    for index, (start, stop) in enumerate(read_batch_ranges(len(contacts), parallel_tasks)):
         contacts_path = folder / CONTACTS / f"batch-{index:05d}.parquet"
         staging.write_table(pa.table({"email": contacts.slice(start, stop - start)}), contacts_path)
         batches.append(
