@@ -191,10 +191,19 @@ def test_read_batch_stages_every_answer_kind(sandbox, hubspot_connection, contac
     assert "VALIDATION_ERROR" in rows["not-an-email"]["error"]
 
 
+def test_chunks_in_flight_read_every_contact_once(sandbox, hubspot_connection, contacts):
+    hubspot_connection(batch_size=3, max_in_flight=4)
+    emails = [f"u{i}@x.com" for i in range(40)]
+    path, results = contacts(emails)
+    counts = read_batch(HubSpotHook(), contacts_path=path, results_path=results, label="t", log=LOG)
+    assert counts == {READ: 40} and set(staged(results)) == set(emails)
+    assert len(sandbox.requests()) == 2 * 14  # 14 chunks, each a statuses and an opt-out read
+
+
 def test_a_failed_chunk_is_staged_failed_and_a_retry_reads_only_what_is_missing(
     sandbox, hubspot_connection, contacts, no_backoff
 ):
-    hubspot_connection(batch_size=2, max_attempts=2)
+    hubspot_connection(batch_size=2, max_attempts=2, max_in_flight=1)
     sandbox.script([{"status": 503, "times": 2, "match": {"path_contains": "/batch/read"}}])
     path, results = contacts(["a@x.com", "b@x.com", "c@x.com"])
     counts = read_batch(HubSpotHook(), contacts_path=path, results_path=results, label="t", log=LOG)
@@ -212,7 +221,7 @@ def test_a_failed_chunk_is_staged_failed_and_a_retry_reads_only_what_is_missing(
 def test_the_daily_limit_stops_reading_and_leaves_the_rest_unread(
     sandbox, hubspot_connection, contacts
 ):
-    hubspot_connection(batch_size=1)
+    hubspot_connection(batch_size=1, max_in_flight=1)
     sandbox.script([{"status": 429, "policy": "DAILY", "match": {"email": "b@x.com"}}])
     path, results = contacts(["a@x.com", "b@x.com", "c@x.com"])
     read_batch(HubSpotHook(), contacts_path=path, results_path=results, label="t", log=LOG)

@@ -1,7 +1,8 @@
 """Read one batch of contacts back from HubSpot, staging every answer as it comes.
 
 Each chunk of contacts (the connection's ``batch_size``, 100 by default) costs two requests: a
-batch read of their statuses and one of their opt-outs of all email. Answers are appended to the
+batch read of their statuses and one of their opt-outs of all email; several chunks are in
+flight at once, paced by the hook. Answers are appended to the
 batch's staging folder per chunk, so a retried task reads only the contacts still missing.
 """
 
@@ -9,10 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from hubspot_provider.exceptions import (
+    HubSpotAuthError,
     HubSpotDailyLimitError,
+    HubSpotError,
     HubSpotRejectedError,
     HubSpotTransientError,
 )
@@ -64,14 +68,28 @@ def staged_contacts(results_path) -> set[str]:
     }
 
 
+def _read_chunk(hook, chunk: list[str], label: str, log: logging.Logger) -> list[dict[str, Any]]:
+    """One chunk's two reads as staged rows; a read that fails for good makes them FAILED."""
+    try:
+        statuses = hook.read_statuses(chunk)
+        wide = hook.read_wide_statuses(chunk)
+    except (HubSpotTransientError, HubSpotRejectedError) as exc:
+        log.warning("%s: reading %d contacts failed: %s", label, len(chunk), exc)
+        return [{"email": email, "answer": READ_FAILED, "error": str(exc)} for email in chunk]
+    return [answer_row(email, statuses[email], wide[email]) for email in chunk]
+
+
 def read_batch(
     hook, *, contacts_path, results_path, label: str, log: logging.Logger, progress_every_s=10.0
 ) -> dict[str, int]:
     """Read every contact of a batch through ``hook`` (a HubSpotHook); counts per answer.
 
+    Up to the connection's ``max_in_flight`` chunks are read at once (latency would otherwise
+    keep a task below its share of the rate limit), each staged as soon as it is answered.
     A chunk whose read fails for good (5xx or no answer after the hook's retries, a 4xx for the
-    whole request) is staged FAILED and the batch goes on; HubSpot's daily limit stops the batch
-    (the contacts not read stay unstaged). Both end UNREAD, never MATCH. 401/403 raise.
+    whole request, an answer not COMPLETE) is staged FAILED and the batch goes on; HubSpot's
+    daily limit stops the batch (the contacts not read stay unstaged). Both end UNREAD, never
+    MATCH. 401/403 raise once the chunks in flight are staged.
     """
     contacts = read_table(contacts_path)["email"].to_pylist()
     parts = ResultParts(results_path, read_schema())
@@ -80,33 +98,47 @@ def read_batch(
     progress = Progress(label, len(contacts), log, every_s=progress_every_s, done=len(done))
     if done:
         log.info("%s: resuming, %d of %d contacts already read", label, len(done), len(contacts))
-    size = hook.settings.batch_size
-    for start in range(0, len(todo), size):
-        chunk = todo[start : start + size]
-        try:
-            statuses = hook.read_statuses(chunk)
-            wide = hook.read_wide_statuses(chunk)
-            rows = [answer_row(email, statuses[email], wide[email]) for email in chunk]
-        except HubSpotDailyLimitError as exc:
-            log.warning(
-                "%s: HubSpot's daily limit is reached (%s): %d contacts not read; they are "
-                "UNREAD in this reconcile",
-                label,
-                exc,
-                len(todo) - start,
-            )
-            break
-        except (HubSpotTransientError, HubSpotRejectedError) as exc:
-            log.warning("%s: reading %d contacts failed: %s", label, len(chunk), exc)
-            rows = [{"email": email, "answer": READ_FAILED, "error": str(exc)} for email in chunk]
-        parts.append(rows)
-        for row in rows:
-            progress.advance(row["answer"])
-        # A 207's per-contact errors, a few per chunk (a failed chunk was logged whole above).
-        refused = [row for row in rows if row["answer"] == READ_FAILED]
-        for row in refused[:5] if len(refused) < len(rows) else []:
-            log.info(
-                "%s: HubSpot refused reading %s: %s", label, mask_email(row["email"]), row["error"]
-            )
+    size, in_flight = hook.settings.batch_size, hook.settings.max_in_flight
+    chunks = iter([todo[i : i + size] for i in range(0, len(todo), size)])
+    stop: HubSpotError | None = None
+    with ThreadPoolExecutor(in_flight, thread_name_prefix="hubspot-read") as pool:
+        pending: set[Future] = set()
+        while True:
+            while stop is None and len(pending) < in_flight:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    break
+                pending.add(pool.submit(_read_chunk, hook, chunk, label, log))
+            if not pending:
+                break
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                try:
+                    rows = future.result()
+                except (HubSpotDailyLimitError, HubSpotAuthError) as exc:
+                    stop = stop or exc
+                    continue
+                parts.append(rows)
+                for row in rows:
+                    progress.advance(row["answer"])
+                # A 207's per-contact errors, a few per chunk (a failed chunk was logged whole).
+                refused = [row for row in rows if row["answer"] == READ_FAILED]
+                for row in refused[:5] if len(refused) < len(rows) else []:
+                    log.info(
+                        "%s: HubSpot refused reading %s: %s",
+                        label,
+                        mask_email(row["email"]),
+                        row["error"],
+                    )
     log.info("%s", progress.line())
+    if isinstance(stop, HubSpotAuthError):
+        raise stop
+    if stop is not None:
+        log.warning(
+            "%s: HubSpot's daily limit is reached (%s): %d contacts not read; they are UNREAD "
+            "in this reconcile",
+            label,
+            stop,
+            len(contacts) - progress.done,
+        )
     return dict(Counter(ResultParts(results_path, read_schema()).read()["answer"].to_pylist()))
