@@ -450,3 +450,35 @@ def test_read_batches_cover_every_contact_in_a_multiple_of_the_pool_slots(contac
     assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
     assert len(ranges) % 4 == 0 or len(ranges) == contacts
     assert max(stop - start for start, stop in ranges) <= steps.READ_BATCH_CONTACTS
+
+
+class _Event:
+    def __init__(self, extra):
+        self.extra = extra
+
+
+@pytest.mark.parametrize(
+    ("params", "events", "expected"),
+    [
+        # Triggered by the ledger Asset: the runs its events name (several may be queued).
+        (
+            {},
+            {"ledger": [_Event({"dag_run_id": "s2"}), _Event({"dag_run_id": "s1"})]},
+            ["s1", "s2"],
+        ),
+        # The weekly run and a plain manual run: every key.
+        ({}, {}, None),
+        ({"full": True}, {"ledger": [_Event({"dag_run_id": "s1"})]}, None),
+        ({"sync_run_id": "s9"}, {}, ["s9"]),
+        # An event without a run id (e.g. created by hand) does not narrow the check.
+        ({}, {"ledger": [_Event({})]}, None),
+    ],
+)
+def test_which_sync_runs_a_reconcile_checks(params, events, expected):
+    from include.consent_reconcile.runtime import sync_run_ids
+
+    context = {
+        "params": {"full": False, "sync_run_id": None, **params},
+        "triggering_asset_events": events,
+    }
+    assert sync_run_ids(context) == expected
