@@ -2,8 +2,8 @@
 
 Each chunk of contacts (the connection's ``batch_size``, 100 by default) costs two requests: a
 batch read of their statuses and one of their opt-outs of all email; several chunks are in
-flight at once, paced by the hook. Answers are appended to the
-batch's staging folder per chunk, so a retried task reads only the contacts still missing.
+flight at once, paced by the hook. Answers are appended to the batch's staging folder per
+chunk, so a retried task reads only the contacts still missing.
 """
 
 from __future__ import annotations
