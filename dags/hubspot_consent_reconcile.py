@@ -114,10 +114,9 @@ def hubspot_consent_reconcile():
     @task(
         pool=HUBSPOT_POOL,
         max_active_tis_per_dagrun=READ_PARALLELISM,
-        map_index_template="{{ read_batch_label }}",
+        map_index_template="batch {{ task.op_kwargs['batch']['index'] }}",
     )
     def read(batch: dict, **context) -> dict:
-        context["read_batch_label"] = f"batch {batch['index']} ({batch['contacts']} contacts)"
         return runtime.read(context, batch, parallel_tasks=READ_PARALLELISM)
 
     @task(trigger_rule=TriggerRule.ALL_DONE)

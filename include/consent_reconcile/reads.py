@@ -99,6 +99,8 @@ def read_batch(
     if done:
         log.info("%s: resuming, %d of %d contacts already read", label, len(done), len(contacts))
     size, in_flight = hook.settings.batch_size, hook.settings.max_in_flight
+    # Open the session here: in a task, the connection lookup must not happen in a pool thread.
+    hook.get_conn()
     chunks = iter([todo[i : i + size] for i in range(0, len(todo), size)])
     stop: HubSpotError | None = None
     with ThreadPoolExecutor(in_flight, thread_name_prefix="hubspot-read") as pool:

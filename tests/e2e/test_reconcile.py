@@ -31,6 +31,8 @@ def run(airflow, dag_id, logical_date, **conf):
         logical_date.isoformat(), conf=conf or None, check=False, dag_id=dag_id
     )
     output = result.stdout + result.stderr
+    if result.returncode:
+        print(output)  # every task's log, for the failure report
     assert result.returncode == 0, output[-4000:]
     return output
 
