@@ -252,6 +252,35 @@ def test_read_statuses_per_contact(sandbox, hubspot_connection, batch_scope):
     assert found["A@x.com"].error is None
 
 
+@pytest.mark.parametrize("batch_scope", [True, False])
+def test_read_unsubscribe_all_and_unknown_contacts(sandbox, hubspot_connection, batch_scope):
+    if not batch_scope:
+        sandbox.script([{"status": 403, "match": {"path_contains": "/batch/unsubscribe-all/read"}}])
+    sandbox.set_wide_statuses(
+        [{"email": "out@x.com", "status": "UNSUBSCRIBED", "timestamp": "2026-11-22T08:00:00Z"}]
+    )
+    sandbox.forget_contacts(["gone@x.com"])
+    found = HubSpotHook().read_unsubscribe_all(["Out@x.com", "in@x.com", "gone@x.com"])
+    [wide] = found["Out@x.com"].wide_statuses
+    assert (wide.status, wide.channel) == ("UNSUBSCRIBED", "EMAIL")
+    assert wide.wide_status_type in ("PORTAL_WIDE", "BUSINESS_UNIT_WIDE")
+    assert wide.timestamp == datetime(2026, 11, 22, 8, tzinfo=UTC)
+    assert found["in@x.com"].wide_statuses == [] and found["in@x.com"].known
+    assert not found["gone@x.com"].known and found["gone@x.com"].error is None
+    paths = [r["path"] for r in api_requests(sandbox)]
+    assert all("/unsubscribe-all" in p for p in paths)
+
+
+@pytest.mark.parametrize("batch_scope", [True, False])
+def test_a_contact_hubspot_does_not_know_is_not_an_error(sandbox, hubspot_connection, batch_scope):
+    if not batch_scope:
+        sandbox.script([{"status": 403, "match": {"path_contains": "/batch/read"}}])
+    sandbox.forget_contacts(["gone@x.com"])
+    found = HubSpotHook().read_statuses(["gone@x.com", "here@x.com"])
+    assert (found["gone@x.com"].known, found["gone@x.com"].statuses) == (False, [])
+    assert found["here@x.com"].known and found["here@x.com"].statuses
+
+
 def test_read_statuses_reports_a_contact_hubspot_refused(sandbox, hubspot_connection):
     found = HubSpotHook().read_statuses(["a@x.com", "not-an-email"])
     assert found["a@x.com"].error is None

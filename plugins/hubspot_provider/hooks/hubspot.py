@@ -169,15 +169,40 @@ class SubscriptionStatus:
         )
 
 
+@dataclass(frozen=True)
+class WideStatus:
+    """A contact's opt-out of all email (``WideStatus``): PORTAL_WIDE or BUSINESS_UNIT_WIDE."""
+
+    status: str | None
+    wide_status_type: str | None
+    channel: str | None
+    timestamp: datetime | None = None
+
+    @classmethod
+    def from_json(cls, item: dict) -> WideStatus:
+        return cls(
+            status=item.get("status"),
+            wide_status_type=item.get("wideStatusType"),
+            channel=item.get("channel"),
+            timestamp=parse_timestamp(item.get("timestamp")),
+        )
+
+
 @dataclass
 class ContactStatuses:
-    """A contact's statuses from a read; ``error`` is HubSpot's per-contact error, if any.
+    """One contact's answer to a read.
 
-    A contact HubSpot does not know has no statuses and no error.
+    :param statuses: its subscription statuses (:meth:`HubSpotHook.read_statuses`).
+    :param wide_statuses: its opt-outs of all email (:meth:`HubSpotHook.read_unsubscribe_all`);
+        empty when it has not opted out.
+    :param known: False when HubSpot does not know the contact (deleted, merged, never written).
+    :param error: HubSpot's error for this contact (e.g. an invalid email), if any.
     """
 
     email: str
     statuses: list[SubscriptionStatus] = field(default_factory=list)
+    wide_statuses: list[WideStatus] = field(default_factory=list)
+    known: bool = True
     error: str | None = None
 
 
@@ -580,66 +605,89 @@ class HubSpotHook(HttpHook):
     def read_statuses(
         self, emails: Iterable[str], channel: str = "EMAIL"
     ) -> dict[str, ContactStatuses]:
-        """Current statuses per contact, keyed by the emails as given: batch read, else one GET
-        per email (no batch scope, or a version without the route).
+        """Every subscription status of each contact, keyed by the emails as given.
 
-        A contact HubSpot does not know has no statuses. An answer that is not COMPLETE is not
-        taken as the contact's state: a read that cannot be trusted raises.
+        Batch reads of ``batch_size`` contacts, or one GET per contact when the token lacks the
+        batch scope or the version lacks the route. An answer that is not COMPLETE is not taken
+        as the contacts' state: a read that cannot be trusted raises.
 
         :raises HubSpotTransientError: no usable answer after every attempt, or not COMPLETE.
         :raises HubSpotRejectedError: HubSpot refused the read (4xx).
         :raises HubSpotAuthError: on 401/403.
         :raises HubSpotDailyLimitError: on 429 with policy DAILY.
         """
+        return self._read(emails, channel, "", "statuses")
+
+    def read_unsubscribe_all(
+        self, emails: Iterable[str], channel: str = "EMAIL"
+    ) -> dict[str, ContactStatuses]:
+        """Each contact's opt-out of all email (``wide_statuses``), keyed by the emails as given;
+        raises as :meth:`read_statuses` does."""
+        return self._read(emails, channel, "/unsubscribe-all", "wideStatuses")
+
+    def _read(
+        self, emails: Iterable[str], channel: str, what: str, kind: str
+    ) -> dict[str, ContactStatuses]:
+        """Read ``kind`` (HubSpot's per-contact key: statuses or wideStatuses) for the emails."""
         given: dict[str, list[str]] = {}
         for email in dict.fromkeys(emails):
             given.setdefault(same_contact(email), []).append(email)
-        found = {
-            email: ContactStatuses(email) for spellings in given.values() for email in spellings
-        }
+        found = {e: ContactStatuses(e) for spellings in given.values() for e in spellings}
+
+        def record(contact: Any, items: list | None = None, **facts: Any) -> None:
+            for email in given.get(same_contact(contact), []):
+                if items is not None:
+                    parsed = [self._parse_read_item(kind, i) for i in items if isinstance(i, dict)]
+                    facts["wide_statuses" if kind == "wideStatuses" else "statuses"] = parsed
+                for name, value in facts.items():
+                    setattr(found[email], name, value)
+
         contacts = sorted(given)
         for start in range(0, len(contacts), self.settings.batch_size):
             chunk = contacts[start : start + self.settings.batch_size]
             answer = self._exchange(
-                "POST", self.statuses_path(f"/batch/read?channel={channel}"), {"inputs": chunk}
+                "POST",
+                self.statuses_path(f"/batch{what}/read?channel={channel}"),
+                {"inputs": chunk},
             )
             response = answer.response
             if response is not None and response.status_code in (403, 404, 405):
+                # No batch scope, or no such route on this version: read one by one.
                 for contact in chunk:
-                    statuses = self._read_one(contact, channel)
-                    for email in given[contact]:
-                        found[email].statuses = statuses
+                    self._read_one(contact, channel, what, kind, record)
                 continue
-            payload = self._checked(answer, "reading statuses")
+            payload = self._checked(answer, f"reading {kind}")
             for item in payload.get("results") or []:
-                for email in given.get(same_contact(item.get("subscriberIdString", "")), []):
-                    found[email].statuses = [
-                        SubscriptionStatus.from_json(s)
-                        for s in item.get("statuses") or []
-                        if isinstance(s, dict)
-                    ]
+                if isinstance(item, dict):
+                    record(item.get("subscriberIdString", ""), item.get(kind) or [])
             for error in payload.get("errors") or []:
                 category, message, _ = _error_fields(error)
                 context = error.get("context") if isinstance(error, dict) else None
                 ids = (context or {}).get("subscriberIdString") or []
                 for contact in ids if isinstance(ids, list) else [ids]:
-                    for email in given.get(same_contact(contact), []):
-                        found[email].error = f"{category or 'ITEM_ERROR'}: {message}"
+                    if category == "OBJECT_NOT_FOUND":
+                        record(contact, known=False)
+                    else:
+                        record(contact, error=f"{category or 'ITEM_ERROR'}: {message}")
         return found
 
-    def _read_one(self, email: str, channel: str) -> list[SubscriptionStatus]:
+    def _read_one(self, contact: str, channel: str, what: str, kind: str, record) -> None:
         answer = self._exchange(
-            "GET", self.statuses_path(f"/{self.encode_email(email)}?channel={channel}")
+            "GET", self.statuses_path(f"/{self.encode_email(contact)}{what}?channel={channel}")
         )
         if answer.response is not None and answer.response.status_code == 404:
-            return []
-        # v4 and the date-versioned paths answer the usual envelope: the statuses are `results`.
-        payload = self._checked(answer, "reading statuses")
-        return [
-            SubscriptionStatus.from_json(s)
-            for s in payload.get("results") or []
-            if isinstance(s, dict)
-        ]
+            record(contact, known=False)
+            return
+        # v4 and the date-versioned paths answer the usual envelope: the items are `results`.
+        record(contact, self._checked(answer, f"reading {kind}").get("results") or [])
+
+    @staticmethod
+    def _parse_read_item(kind: str, item: dict) -> SubscriptionStatus | WideStatus:
+        return (
+            WideStatus.from_json(item)
+            if kind == "wideStatuses"
+            else SubscriptionStatus.from_json(item)
+        )
 
     def _checked(self, answer: _Answer, what: str) -> dict:
         """The body of a finished, successful read, or the :class:`HubSpotError` it amounts to."""
