@@ -334,6 +334,10 @@ def test_settings_errors_name_the_problem():
         HubSpotSettings.from_extras({"write_mode": "bulk"})
     with pytest.raises(ValueError, match="batch_size must be at least 1"):
         HubSpotSettings.from_extras({"batch_size": 0})
+    with pytest.raises(ValueError, match="rate_limit_per_10s='190/10s': expected a number"):
+        HubSpotSettings.from_extras({"rate_limit_per_10s": "190/10s"})
+    with pytest.raises(ValueError, match="timeout=None: expected a number"):
+        HubSpotSettings.from_extras({"timeout": None})
 
 
 def test_own_extras_are_not_sent_as_headers(sandbox, hubspot_connection):

@@ -67,15 +67,24 @@ class HubSpotSettings:
         def flag(value: Any) -> bool:
             return str(value).strip().lower() in ("1", "true", "yes", "on")
 
+        def number(name: str, default: Any, cast: type = int) -> Any:
+            value = extras.get(name, default)
+            try:
+                return cast(value)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"hubspot connection extra {name}={value!r}: expected a number"
+                ) from None
+
         settings = cls(
-            rate_limit_per_10s=int(extras.get("rate_limit_per_10s", cls.rate_limit_per_10s)),
+            rate_limit_per_10s=number("rate_limit_per_10s", cls.rate_limit_per_10s),
             api_version=str(extras.get("api_version", cls.api_version)).strip("/"),
             write_mode=str(extras.get("write_mode", cls.write_mode)).lower(),
-            batch_size=int(extras.get("batch_size", cls.batch_size)),
-            max_in_flight=int(extras.get("max_in_flight", cls.max_in_flight)),
-            max_attempts=int(extras.get("max_attempts", cls.max_attempts)),
+            batch_size=number("batch_size", cls.batch_size),
+            max_in_flight=number("max_in_flight", cls.max_in_flight),
+            max_attempts=number("max_attempts", cls.max_attempts),
             resubscribe_guard=flag(extras.get("resubscribe_guard", cls.resubscribe_guard)),
-            timeout_s=float(extras.get("timeout", cls.timeout_s)),
+            timeout_s=number("timeout", cls.timeout_s, float),
         )
         if settings.write_mode not in ("single", "batch"):
             raise ValueError(
