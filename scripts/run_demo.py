@@ -23,14 +23,14 @@ AUDIT_QUERIES = """\
 SELECT dag_run_id, change_id, subscription_id, status_state, changed_at, outcome,
        error_category, error_message, set_status_success_reason, sent_at
 FROM {ledger}
-WHERE lower(trim(email)) = '{email}'
+WHERE lower(trim(both ' ' from email)) = '{email}'
 ORDER BY changed_at, recorded_at;
 
 -- What failed or is waiting, per run?
 SELECT * FROM {runs} ORDER BY interval_end DESC;
 
 -- What HubSpot holds for that contact, as far as this pipeline knows
-SELECT * FROM {latest} WHERE lower(trim(email)) = '{email}';"""
+SELECT * FROM {latest} WHERE lower(trim(both ' ' from email)) = '{email}';"""
 
 
 def main() -> int:
@@ -60,7 +60,7 @@ def main() -> int:
             [run_id],
         ).fetchall()
         email = db.execute(
-            f"SELECT lower(trim(email)) FROM {LEDGER_TABLE} WHERE outcome = 'SKIPPED_SUPERSEDED' "
+            f"SELECT lower(trim(both ' ' from email)) FROM {LEDGER_TABLE} WHERE outcome = 'SKIPPED_SUPERSEDED' "
             "ORDER BY change_id LIMIT 1"
         ).fetchone() or ("jane@example.com",)
         total, runs = db.execute(

@@ -252,6 +252,35 @@ def test_read_statuses_per_contact(sandbox, hubspot_connection, batch_scope):
     assert found["A@x.com"].error is None
 
 
+@pytest.mark.parametrize("batch_scope", [True, False])
+def test_read_unsubscribe_all_and_unknown_contacts(sandbox, hubspot_connection, batch_scope):
+    if not batch_scope:
+        sandbox.script([{"status": 403, "match": {"path_contains": "/batch/unsubscribe-all/read"}}])
+    sandbox.set_wide_statuses(
+        [{"email": "out@x.com", "status": "UNSUBSCRIBED", "timestamp": "2026-11-22T08:00:00Z"}]
+    )
+    sandbox.forget_contacts(["gone@x.com"])
+    found = HubSpotHook().read_unsubscribe_all(["Out@x.com", "in@x.com", "gone@x.com"])
+    [wide] = found["Out@x.com"].wide_statuses
+    assert (wide.status, wide.channel) == ("UNSUBSCRIBED", "EMAIL")
+    assert wide.wide_status_type in ("PORTAL_WIDE", "BUSINESS_UNIT_WIDE")
+    assert wide.timestamp == datetime(2026, 11, 22, 8, tzinfo=UTC)
+    assert found["in@x.com"].wide_statuses == [] and found["in@x.com"].known
+    assert not found["gone@x.com"].known and found["gone@x.com"].error is None
+    paths = [r["path"] for r in api_requests(sandbox)]
+    assert all("/unsubscribe-all" in p for p in paths)
+
+
+@pytest.mark.parametrize("batch_scope", [True, False])
+def test_a_contact_hubspot_does_not_know_is_not_an_error(sandbox, hubspot_connection, batch_scope):
+    if not batch_scope:
+        sandbox.script([{"status": 403, "match": {"path_contains": "/batch/read"}}])
+    sandbox.forget_contacts(["gone@x.com"])
+    found = HubSpotHook().read_statuses(["gone@x.com", "here@x.com"])
+    assert (found["gone@x.com"].known, found["gone@x.com"].statuses) == (False, [])
+    assert found["here@x.com"].known and found["here@x.com"].statuses
+
+
 def test_read_statuses_reports_a_contact_hubspot_refused(sandbox, hubspot_connection):
     found = HubSpotHook().read_statuses(["a@x.com", "not-an-email"])
     assert found["a@x.com"].error is None
@@ -305,6 +334,10 @@ def test_settings_errors_name_the_problem():
         HubSpotSettings.from_extras({"write_mode": "bulk"})
     with pytest.raises(ValueError, match="batch_size must be at least 1"):
         HubSpotSettings.from_extras({"batch_size": 0})
+    with pytest.raises(ValueError, match="rate_limit_per_10s='190/10s': expected a number"):
+        HubSpotSettings.from_extras({"rate_limit_per_10s": "190/10s"})
+    with pytest.raises(ValueError, match="timeout=None: expected a number"):
+        HubSpotSettings.from_extras({"timeout": None})
 
 
 def test_own_extras_are_not_sent_as_headers(sandbox, hubspot_connection):
@@ -326,35 +359,3 @@ def test_the_provider_imports_nothing_from_the_pipeline():
             elif isinstance(node, ast.Import):
                 imported.update(alias.name.split(".")[0] for alias in node.names)
     assert not imported & {"include", "dev", "tests"}, imported
-
-
-@pytest.mark.parametrize("batch_scope", [True, False])
-def test_read_wide_statuses_per_contact(sandbox, hubspot_connection, batch_scope):
-    if not batch_scope:  # no batch read scope: one GET .../unsubscribe-all per contact
-        sandbox.script([{"status": 403, "match": {"path_contains": "/batch/"}}])
-    sandbox.set_wide_statuses(
-        [{"email": "a@x.com", "status": "UNSUBSCRIBED", "timestamp": "2026-11-22T00:00:00Z"}]
-    )
-    found = HubSpotHook().read_wide_statuses(["A@x.com", "b@x.com"])
-    [wide] = found["A@x.com"].statuses
-    assert (wide.status, wide.subscription_id, wide.channel) == ("UNSUBSCRIBED", None, "EMAIL")
-    assert wide.timestamp == datetime(2026, 11, 22, tzinfo=UTC) and wide.source
-    assert found["b@x.com"].statuses == [] and found["b@x.com"].known
-
-
-@pytest.mark.parametrize("batch_scope", [True, False])
-@pytest.mark.parametrize("read", ["read_statuses", "read_wide_statuses"])
-def test_a_contact_hubspot_does_not_know_is_unknown_not_an_error(
-    sandbox, hubspot_connection, batch_scope, read
-):
-    if not batch_scope:
-        sandbox.script([{"status": 403, "match": {"path_contains": "/batch/"}}])
-    sandbox.seed_statuses([OPTED_OUT])
-    sandbox.forget_contacts(["a@x.com"])
-    found = getattr(HubSpotHook(), read)(["a@x.com", "b@x.com"])
-    assert (found["a@x.com"].known, found["a@x.com"].error, found["a@x.com"].statuses) == (
-        False,
-        None,
-        [],
-    )
-    assert found["b@x.com"].known and found["b@x.com"].error is None

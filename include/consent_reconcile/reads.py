@@ -39,6 +39,21 @@ def _statuses(found) -> list[dict[str, Any]]:
     ]
 
 
+def _wide_statuses(found) -> list[dict[str, Any]]:
+    """Opt-outs of all email in the statuses' shape: no subscription; the source is the
+    ``wideStatusType`` (PORTAL_WIDE or BUSINESS_UNIT_WIDE)."""
+    return [
+        {
+            "subscription_id": None,
+            "channel": w.channel,
+            "status": w.status,
+            "timestamp": w.timestamp,
+            "source": w.wide_status_type,
+        }
+        for w in found.wide_statuses
+    ]
+
+
 def answer_row(email: str, statuses, wide) -> dict[str, Any]:
     """One contact's staged read from its two answers (:class:`ContactStatuses` each).
 
@@ -54,7 +69,7 @@ def answer_row(email: str, statuses, wide) -> dict[str, Any]:
         "email": email,
         "answer": READ,
         "statuses": _statuses(statuses),
-        "wide_statuses": _statuses(wide),
+        "wide_statuses": _wide_statuses(wide),
     }
 
 
@@ -72,7 +87,7 @@ def _read_chunk(hook, chunk: list[str], label: str, log: logging.Logger) -> list
     """One chunk's two reads as staged rows; a read that fails for good makes them FAILED."""
     try:
         statuses = hook.read_statuses(chunk)
-        wide = hook.read_wide_statuses(chunk)
+        wide = hook.read_unsubscribe_all(chunk)
     except (HubSpotTransientError, HubSpotRejectedError) as exc:
         log.warning("%s: reading %d contacts failed: %s", label, len(chunk), exc)
         return [{"email": email, "answer": READ_FAILED, "error": str(exc)} for email in chunk]

@@ -12,6 +12,9 @@ DAG_ID = "hubspot_consent_sync"
 HUBSPOT_CONN_ID = "hubspot_default"
 WAREHOUSE_CONN_ID = "consent_warehouse"
 HUBSPOT_POOL = "hubspot_api"
+# The pool's slots: push tasks that may run at once, each pacing at its share of HubSpot's limit.
+# airflow_settings.yaml repeats it for `astro dev start` (a test keeps the two equal).
+HUBSPOT_POOL_SLOTS = 4
 
 SOURCE_TABLE = "consent_changes"
 LEDGER_TABLE = "hubspot_consent_sync_results"

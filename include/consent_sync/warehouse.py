@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from include.consent_sync.contract import LEDGER_TABLE
+from include.consent_sync.email_key import key_email
 
 SQL_DIR = Path(__file__).parent / "sql"
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
@@ -52,7 +53,7 @@ class Warehouse:
         self.execute("DELETE FROM sync_contact_filter")
         import pyarrow as pa
 
-        emails = sorted({e.strip().lower() for e in emails})
+        emails = sorted({key_email(e) for e in emails})
         if emails:
             self.insert_arrow(
                 "sync_contact_filter", pa.table({"email": pa.array(emails, pa.string())})

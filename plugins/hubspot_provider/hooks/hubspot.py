@@ -67,15 +67,24 @@ class HubSpotSettings:
         def flag(value: Any) -> bool:
             return str(value).strip().lower() in ("1", "true", "yes", "on")
 
+        def number(name: str, default: Any, cast: type = int) -> Any:
+            value = extras.get(name, default)
+            try:
+                return cast(value)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"hubspot connection extra {name}={value!r}: expected a number"
+                ) from None
+
         settings = cls(
-            rate_limit_per_10s=int(extras.get("rate_limit_per_10s", cls.rate_limit_per_10s)),
+            rate_limit_per_10s=number("rate_limit_per_10s", cls.rate_limit_per_10s),
             api_version=str(extras.get("api_version", cls.api_version)).strip("/"),
             write_mode=str(extras.get("write_mode", cls.write_mode)).lower(),
-            batch_size=int(extras.get("batch_size", cls.batch_size)),
-            max_in_flight=int(extras.get("max_in_flight", cls.max_in_flight)),
-            max_attempts=int(extras.get("max_attempts", cls.max_attempts)),
+            batch_size=number("batch_size", cls.batch_size),
+            max_in_flight=number("max_in_flight", cls.max_in_flight),
+            max_attempts=number("max_attempts", cls.max_attempts),
             resubscribe_guard=flag(extras.get("resubscribe_guard", cls.resubscribe_guard)),
-            timeout_s=float(extras.get("timeout", cls.timeout_s)),
+            timeout_s=number("timeout", cls.timeout_s, float),
         )
         if settings.write_mode not in ("single", "batch"):
             raise ValueError(
@@ -156,55 +165,54 @@ class SubscriptionStatus:
     subscription_name: str | None = None
 
     @classmethod
-    def from_json(cls, item: dict, source_field: str = "source") -> SubscriptionStatus:
+    def from_json(cls, item: dict) -> SubscriptionStatus:
         subscription_id = item.get("subscriptionId")
         return cls(
             subscription_id=int(subscription_id) if str(subscription_id).isdigit() else None,
             channel=item.get("channel"),
             status=item.get("status"),
             timestamp=parse_timestamp(item.get("timestamp")),
-            source=item.get(source_field),
+            source=item.get("source"),
             legal_basis=item.get("legalBasis"),
             subscription_name=item.get("subscriptionName"),
         )
 
 
+@dataclass(frozen=True)
+class WideStatus:
+    """A contact's opt-out of all email (``WideStatus``): PORTAL_WIDE or BUSINESS_UNIT_WIDE."""
+
+    status: str | None
+    wide_status_type: str | None
+    channel: str | None
+    timestamp: datetime | None = None
+
+    @classmethod
+    def from_json(cls, item: dict) -> WideStatus:
+        return cls(
+            status=item.get("status"),
+            wide_status_type=item.get("wideStatusType"),
+            channel=item.get("channel"),
+            timestamp=parse_timestamp(item.get("timestamp")),
+        )
+
+
 @dataclass
 class ContactStatuses:
-    """A contact's statuses from a read; ``error`` is HubSpot's per-contact error, if any.
+    """One contact's answer to a read.
 
-    A contact HubSpot does not know (merged, deleted, never created) has ``known`` False, no
-    statuses and no error. For a read of opted-outs of all email, ``statuses`` holds the wide
-    statuses (``subscription_id`` None; ``source`` the ``wideStatusType``).
+    :param statuses: its subscription statuses (:meth:`HubSpotHook.read_statuses`).
+    :param wide_statuses: its opt-outs of all email (:meth:`HubSpotHook.read_unsubscribe_all`);
+        empty when it has not opted out.
+    :param known: False when HubSpot does not know the contact (deleted, merged, never written).
+    :param error: HubSpot's error for this contact (e.g. an invalid email), if any.
     """
 
     email: str
     statuses: list[SubscriptionStatus] = field(default_factory=list)
-    error: str | None = None
+    wide_statuses: list[WideStatus] = field(default_factory=list)
     known: bool = True
-
-
-@dataclass(frozen=True)
-class _ReadKind:
-    """What a read asks for: its routes, and the per-contact field its statuses come in."""
-
-    what: str
-    batch_path: str
-    one_suffix: str
-    field: str
-    source_field: str
-
-
-_STATUSES = _ReadKind("reading statuses", "/batch/read", "", "statuses", "source")
-_WIDE_STATUSES = _ReadKind(
-    "reading opt-outs of all email",
-    "/batch/unsubscribe-all/read",
-    "/unsubscribe-all",
-    "wideStatuses",
-    "wideStatusType",
-)
-# HubSpot's error category for a contact it does not know, in a batch read's errors[].
-UNKNOWN_CONTACT = "OBJECT_NOT_FOUND"
+    error: str | None = None
 
 
 @dataclass
@@ -606,41 +614,40 @@ class HubSpotHook(HttpHook):
     def read_statuses(
         self, emails: Iterable[str], channel: str = "EMAIL"
     ) -> dict[str, ContactStatuses]:
-        """Current statuses per contact, keyed by the emails as given: batch read, else one GET
-        per email (no batch scope, or a version without the route).
+        """Every subscription status of each contact, keyed by the emails as given.
 
-        A contact HubSpot does not know has no statuses. An answer that is not COMPLETE is not
-        taken as the contact's state: a read that cannot be trusted raises.
+        Batch reads of ``batch_size`` contacts, or one GET per contact when the token lacks the
+        batch scope or the version lacks the route. An answer that is not COMPLETE is not taken
+        as the contacts' state: a read that cannot be trusted raises.
 
         :raises HubSpotTransientError: no usable answer after every attempt, or not COMPLETE.
         :raises HubSpotRejectedError: HubSpot refused the read (4xx).
         :raises HubSpotAuthError: on 401/403.
         :raises HubSpotDailyLimitError: on 429 with policy DAILY.
         """
-        return self._read_contacts(emails, channel, _STATUSES)
+        return self._read(emails, channel, "", "statuses")
 
-    def read_wide_statuses(
+    def read_unsubscribe_all(
         self, emails: Iterable[str], channel: str = "EMAIL"
     ) -> dict[str, ContactStatuses]:
-        """Each contact's opt-out of all email (``…/statuses/batch/unsubscribe-all/read``), as
-        :meth:`read_statuses`: ``statuses`` is empty when the contact has not opted out.
+        """Each contact's opt-out of all email (``wide_statuses``), keyed by the emails as given;
+        raises as :meth:`read_statuses` does."""
+        return self._read(emails, channel, "/unsubscribe-all", "wideStatuses")
 
-        :raises HubSpotError: as :meth:`read_statuses`.
-        """
-        return self._read_contacts(emails, channel, _WIDE_STATUSES)
-
-    def _read_contacts(
-        self, emails: Iterable[str], channel: str, kind: _ReadKind
+    def _read(
+        self, emails: Iterable[str], channel: str, what: str, kind: str
     ) -> dict[str, ContactStatuses]:
+        """Read ``kind`` (HubSpot's per-contact key: statuses or wideStatuses) for the emails."""
         given: dict[str, list[str]] = {}
         for email in dict.fromkeys(emails):
             given.setdefault(same_contact(email), []).append(email)
-        found = {
-            email: ContactStatuses(email) for spellings in given.values() for email in spellings
-        }
+        found = {e: ContactStatuses(e) for spellings in given.values() for e in spellings}
 
-        def record(contact: str, **facts: Any) -> None:
+        def record(contact: Any, items: list | None = None, **facts: Any) -> None:
             for email in given.get(same_contact(contact), []):
+                if items is not None:
+                    parsed = [self._parse_read_item(kind, i) for i in items if isinstance(i, dict)]
+                    facts["wide_statuses" if kind == "wideStatuses" else "statuses"] = parsed
                 for name, value in facts.items():
                     setattr(found[email], name, value)
 
@@ -649,53 +656,47 @@ class HubSpotHook(HttpHook):
             chunk = contacts[start : start + self.settings.batch_size]
             answer = self._exchange(
                 "POST",
-                self.statuses_path(f"{kind.batch_path}?channel={channel}"),
+                self.statuses_path(f"/batch{what}/read?channel={channel}"),
                 {"inputs": chunk},
             )
             response = answer.response
             if response is not None and response.status_code in (403, 404, 405):
-                # No batch scope or no such route on this version: read one by one.
+                # No batch scope, or no such route on this version: read one by one.
                 for contact in chunk:
-                    record(contact, **self._read_one(contact, channel, kind))
+                    self._read_one(contact, channel, what, kind, record)
                 continue
-            payload = self._checked(answer, kind.what)
+            payload = self._checked(answer, f"reading {kind}")
             for item in payload.get("results") or []:
-                record(
-                    item.get("subscriberIdString", ""),
-                    statuses=[
-                        SubscriptionStatus.from_json(s, kind.source_field)
-                        for s in item.get(kind.field) or []
-                        if isinstance(s, dict)
-                    ],
-                )
+                if isinstance(item, dict):
+                    record(item.get("subscriberIdString", ""), item.get(kind) or [])
             for error in payload.get("errors") or []:
                 category, message, _ = _error_fields(error)
                 context = error.get("context") if isinstance(error, dict) else None
                 ids = (context or {}).get("subscriberIdString") or []
                 for contact in ids if isinstance(ids, list) else [ids]:
-                    if category == UNKNOWN_CONTACT:
+                    if category == "OBJECT_NOT_FOUND":
                         record(contact, known=False)
                     else:
                         record(contact, error=f"{category or 'ITEM_ERROR'}: {message}")
         return found
 
-    def _read_one(self, email: str, channel: str, kind: _ReadKind) -> dict[str, Any]:
-        """One contact's read as ContactStatuses fields: a 404 is a contact HubSpot does not know."""
+    def _read_one(self, contact: str, channel: str, what: str, kind: str, record) -> None:
         answer = self._exchange(
-            "GET",
-            self.statuses_path(f"/{self.encode_email(email)}{kind.one_suffix}?channel={channel}"),
+            "GET", self.statuses_path(f"/{self.encode_email(contact)}{what}?channel={channel}")
         )
         if answer.response is not None and answer.response.status_code == 404:
-            return {"known": False}
-        # v4 and the date-versioned paths answer the usual envelope: the statuses are `results`.
-        payload = self._checked(answer, kind.what)
-        return {
-            "statuses": [
-                SubscriptionStatus.from_json(s, kind.source_field)
-                for s in payload.get("results") or []
-                if isinstance(s, dict)
-            ]
-        }
+            record(contact, known=False)
+            return
+        # v4 and the date-versioned paths answer the usual envelope: the items are `results`.
+        record(contact, self._checked(answer, f"reading {kind}").get("results") or [])
+
+    @staticmethod
+    def _parse_read_item(kind: str, item: dict) -> SubscriptionStatus | WideStatus:
+        return (
+            WideStatus.from_json(item)
+            if kind == "wideStatuses"
+            else SubscriptionStatus.from_json(item)
+        )
 
     def _checked(self, answer: _Answer, what: str) -> dict:
         """The body of a finished, successful read, or the :class:`HubSpotError` it amounts to."""
