@@ -25,6 +25,7 @@ from include.consent_reconcile.contract import (
     reconciliation_schema,
 )
 from include.consent_sync import staging
+from include.consent_sync.email_key import key_email
 from include.consent_sync.planning import MAX_BATCHES, plan_batches
 from include.consent_sync.warehouse import Warehouse
 
@@ -67,7 +68,7 @@ def select_keys(
     store.ensure_reconciliation(warehouse)
     keys = store.keys_to_check(warehouse, sync_run_ids)
     if emails:
-        wanted = pa.array(sorted({e.strip().lower() for e in emails}), pa.string())
+        wanted = pa.array(sorted({key_email(e) for e in emails}), pa.string())
         keys = keys.filter(pc.is_in(keys["email"], value_set=wanted))
     table = store.intents(warehouse, keys)
     staging.write_table(table, folder / KEYS)

@@ -8,7 +8,7 @@ WITH key_changes AS (
            c.changed_at
     FROM reconcile_key_filter k
     JOIN consent_changes c
-      ON LOWER(TRIM(c.email)) = k.email
+      ON LOWER(TRIM(BOTH ' ' FROM c.email)) = k.email
      AND c.subscription_id = k.subscription_id
      AND c.channel = k.channel
 ),

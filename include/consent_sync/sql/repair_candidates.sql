@@ -17,7 +17,7 @@ key_changes AS (
            ) AS position
     FROM repair_keys k
     JOIN consent_changes c
-      ON LOWER(TRIM(c.email)) = k.key_email
+      ON LOWER(TRIM(BOTH ' ' FROM c.email)) = k.key_email
      AND c.subscription_id = k.subscription_id
      AND c.channel = k.channel
 ),
