@@ -242,7 +242,7 @@ class HubSpotHook(HttpHook):
         attempts = 0
         last_error: str | None = None
         while True:
-            self.pacer.acquire()
+            sent_at = self.pacer.acquire()
             attempts += 1
             request = requests.Request(method, url, json=json_body)
             try:
@@ -255,7 +255,7 @@ class HubSpotHook(HttpHook):
                 response = None
                 last_error = f"{type(exc).__name__}: transport error, no answer from HubSpot"
             if response is not None:
-                self.pacer.observe(response.headers)
+                self.pacer.observe(response.headers, sent_at)
                 if response.status_code == 429:
                     payload = _json(response) or {}
                     if str(payload.get("policyName", "")).upper() == "DAILY":
