@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from include.consent_sync import pipeline, staging
-from include.consent_sync.contract import DAG_ID, WAREHOUSE_CONN_ID
+from include.consent_sync.contract import DAG_ID, HUBSPOT_CONN_ID, WAREHOUSE_CONN_ID
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +104,30 @@ def validate(context: dict[str, Any]) -> dict[str, Any]:
         )
 
 
+def push_capacity(parallel_tasks: int):
+    """How fast the push tasks can send, from the HubSpot connection's settings."""
+    from airflow.sdk import BaseHook
+
+    from hubspot_provider.hooks.hubspot import HubSpotSettings
+    from include.consent_sync.planning import PushCapacity
+
+    settings = HubSpotSettings.from_extras(BaseHook.get_connection(HUBSPOT_CONN_ID).extra_dejson)
+    return PushCapacity(
+        rate_limit_per_10s=settings.rate_limit_per_10s,
+        rows_per_request=settings.batch_size if settings.write_mode == "batch" else 1,
+        parallel_tasks=parallel_tasks,
+    )
+
+
 def plan(context: dict[str, Any], parallel_tasks: int) -> list[dict[str, Any]]:
     params = context["params"]
+    capacity = push_capacity(parallel_tasks)
     with gates_fail_fast():
         batches = pipeline.plan(
             run_folder(context),
             dry_run=bool(params["dry_run"]),
             max_rows=int(params["max_rows"]),
-            parallel_tasks=parallel_tasks,
+            capacity=capacity,
         )
     guard = params.get("resubscribe_guard")
     return [{**batch, "resubscribe_guard": guard} for batch in batches]
