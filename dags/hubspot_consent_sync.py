@@ -14,7 +14,7 @@ from hubspot_provider.operators.subscription_status import HubSpotSubscriptionSt
 from include.consent_sync import runtime, turns
 from include.consent_sync.contract import DAG_ID, HUBSPOT_CONN_ID, HUBSPOT_POOL, LEDGER_TABLE
 
-# Push tasks that may run at once; each paces at its share of HubSpot's limit. Keep it equal to
+# Push tasks that may run at once; together they pace at HubSpot's limit. Keep it equal to
 # the `hubspot_api` pool's slots (airflow_settings.yaml).
 PUSH_PARALLELISM = 4
 LEDGER = Asset(f"consent_warehouse://{LEDGER_TABLE}", group="hubspot_consent_sync")

@@ -235,3 +235,28 @@ def test_a_429_pauses_the_task_for_the_wait():
 def test_rejects_a_nonsense_limit():
     with pytest.raises(ValueError, match="rate limit must be positive"):
         RatePacer(0)
+
+
+# -- against the sandbox: a real HTTP window, counted by the sandbox's own request log ------------
+
+
+def test_a_lone_push_task_uses_the_whole_limit_in_its_first_window(sandbox, hubspot_connection):
+    from hubspot_provider.hooks.hubspot import HubSpotHook, StatusChange
+
+    # A 5 s window keeps the test short; the pacer takes it from HubSpot's headers.
+    limit, window_s = 100, 5.0
+    sandbox.configure(rate_limit_per_10s=limit, rate_window_ms=int(window_s * 1000), latency_ms=20)
+    hubspot_connection(rate_limit_per_10s=limit)
+    changes = [
+        StatusChange(f"c{i}", f"lone.{i}@example.com", 1001, "SUBSCRIBED") for i in range(150)
+    ]
+    hook = HubSpotHook(parallel_tasks=4)  # told that 4 tasks share the limit, but runs alone
+    try:
+        results = list(hook.write_statuses(changes))
+    finally:
+        hook.close()
+    assert {r.outcome.value for r in results} == {"SYNCED"}
+    log = [r for r in sandbox.requests() if "/communication-preferences/" in r["path"]]
+    assert all(r["status"] == 200 for r in log)
+    first = log[0]["monotonic"]
+    assert sum(1 for r in log if r["monotonic"] < first + window_s) >= 0.9 * limit

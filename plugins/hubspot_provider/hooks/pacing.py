@@ -68,9 +68,9 @@ class RatePacer:
         self._seen_mine = 1
         self._probe_after = 0.0  # how stale a view may get before one request goes to see
         self._paused_until = 0.0
-        # Until an answer shows the window, go at the fair share, after one interval: short
+        # Until an answer shows the window, go at the fair share, the first request too: short
         # tasks that start back to back would otherwise each add unpaced requests together.
-        self._next_slot = clock() + self._interval() * self._parallel_tasks
+        self._last_sent = clock()
 
     def _ceiling(self) -> float:
         return self._limit * HEADROOM
@@ -112,7 +112,8 @@ class RatePacer:
     def _try(self, now: float) -> float:
         while self._mine and self._mine[0] <= now - 2 * self._window_s:
             self._mine.popleft()
-        wait = max(self._paused_until, self._next_slot) - now
+        spacing = self._interval() * (self._parallel_tasks if self._first_seen is None else 1)
+        wait = max(self._paused_until, self._last_sent + spacing) - now
         if wait > 0:
             return wait
         if self._estimate(now) + 1 > self._ceiling():
@@ -126,8 +127,7 @@ class RatePacer:
             if stale < self._probe_after or self._between(self._mine, self._seen_at, now):
                 return POLL_S
         self._mine.append(now)
-        spacing = self._interval() * (self._parallel_tasks if self._first_seen is None else 1)
-        self._next_slot = now + spacing
+        self._last_sent = now
         return 0.0
 
     def acquire(self) -> float:
