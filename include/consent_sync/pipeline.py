@@ -142,13 +142,14 @@ def plan(folder, *, dry_run: bool, max_rows: int, capacity: PushCapacity) -> lis
             }
         )
     skipped = Counter(decided.decided["outcome"].to_pylist())
+    largest = max((b["rows"] for b in batches), default=0)
     log.info(
         "plan: %d changes to send in %d batches of up to %d rows (about %.0f s each at a push "
         "task's share of %d requests per 10 s, %d rows per request); decided without sending: %s",
         to_send.num_rows,
         len(batches),
-        max((b["rows"] for b in batches), default=0),
-        max((b["rows"] for b in batches), default=0) / capacity.task_rows_per_s,
+        largest,
+        largest / capacity.task_rows_per_s,
         capacity.rate_limit_per_10s,
         capacity.rows_per_request,
         ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())) or "none",
