@@ -7,7 +7,7 @@ flight, like the hook's threads; a 429 pauses the task for the window and the re
 """
 
 import heapq
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import pytest
@@ -146,6 +146,16 @@ def test_four_tasks_starting_together_on_a_free_window_share_it_without_429s():
     assert window.busiest() <= LIMIT
     span = max(t.finished for t in tasks)
     assert 2400 / span >= 0.9 * LIMIT / WINDOW_S
+
+
+def test_tasks_together_fill_the_window_evenly_not_in_bursts():
+    # Each at the whole average rate, four tasks would fill the window in 2.5 s, then wait for
+    # that burst to drain, and lag behind it at every refill.
+    window = Window()
+    tasks = [Task(start=0.0, requests=600) for _ in range(4)]
+    simulate(tasks, window)
+    per_second = Counter(int(t) for t, *_ in window.log if t >= 3.0)
+    assert max(per_second.values()) <= 1.6 * LIMIT / WINDOW_S
 
 
 def test_a_task_following_a_finished_one_takes_the_budget_over_as_the_window_drains():

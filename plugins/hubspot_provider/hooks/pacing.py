@@ -3,7 +3,8 @@
 HubSpot's limit is a count: at most ``X-HubSpot-RateLimit-Max`` requests per app in any rolling
 window (10 s), shared by every task. Each answer says how much of it was used when its request
 arrived (``Max`` minus ``-Remaining``). A task sends while its estimate of the window's count now
-stays under a ceiling just below the limit, and never faster than the limit's average rate.
+stays under a ceiling just below the limit, and never faster than the part of the limit's average
+rate that the others leave it, so the window fills evenly rather than in bursts.
 
 The estimate keeps a shadow of the window. The task's own requests are known exactly. The other
 tasks' requests are placed in time from how their part of the count grew between answers, so they
@@ -27,9 +28,9 @@ from collections import deque
 from collections.abc import Callable, Mapping
 
 # Aim at this share of the limit: room for the tasks' simultaneous decisions and stale answers.
-HEADROOM = 0.97
+HEADROOM = 0.98
 # Others' recent sending rate is taken over this span; shorter ones are mostly count noise.
-TREND_S = 0.5
+TREND_S = 1.0
 # Others' requests not yet seen in an answer are extrapolated at most this far.
 TREND_HORIZON_S = 0.5
 # While the window is full, look again this often (the estimate drains as requests leave it).
@@ -84,12 +85,30 @@ class RatePacer:
         """How many of ``times`` (sorted) lie in ``(start, stop]``."""
         return bisect_right(times, stop) - bisect_right(times, start)
 
+    def _others_rate(self) -> float | None:
+        """The others' requests per second before the newest answer (None: too early to tell)."""
+        if self._first_seen is None or self._seen_at - self._first_seen < TREND_S:
+            return None
+        return self._between(self._others, self._seen_at - TREND_S, self._seen_at) / TREND_S
+
+    def _spacing(self) -> float:
+        """Seconds between this task's requests: what the limit's average rate leaves it."""
+        if self._first_seen is None:
+            return self._interval() * self._parallel_tasks
+        others = self._others_rate()
+        rate = 1.0 / self._interval()
+        if others is not None:
+            # Sharing the average rate keeps the window filling evenly; tasks that each went at
+            # the whole rate would fill it in bursts and leave it idle until the burst drains.
+            rate = max(rate / self._parallel_tasks, rate - others)
+        return 1.0 / rate
+
     def _unseen_others(self, now: float) -> float:
         """Requests the others sent after the newest answered one (no answer shows them yet)."""
         ahead = min(max(0.0, now - self._seen_at), TREND_HORIZON_S)
-        if self._seen_at - self._first_seen >= TREND_S:
-            start = self._seen_at - TREND_S
-            return self._between(self._others, start, self._seen_at) / TREND_S * ahead
+        others = self._others_rate()
+        if others is not None:
+            return others * ahead
         # No trend yet: the others go on as they were (replacing what drains from the window),
         # or, when they just started too, send like this task does.
         steady = self._seen_others / self._window_s * ahead
@@ -112,8 +131,7 @@ class RatePacer:
     def _try(self, now: float) -> float:
         while self._mine and self._mine[0] <= now - 2 * self._window_s:
             self._mine.popleft()
-        spacing = self._interval() * (self._parallel_tasks if self._first_seen is None else 1)
-        wait = max(self._paused_until, self._last_sent + spacing) - now
+        wait = max(self._paused_until, self._last_sent + self._spacing()) - now
         if wait > 0:
             return wait
         if self._estimate(now) + 1 > self._ceiling():
