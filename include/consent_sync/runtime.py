@@ -52,7 +52,7 @@ def push_capacity(parallel_tasks: int):
     settings = HubSpotSettings.from_extras(BaseHook.get_connection(HUBSPOT_CONN_ID).extra_dejson)
     return PushCapacity(
         rate_limit_per_10s=settings.rate_limit_per_10s,
-        rows_per_request=settings.batch_size if settings.write_mode == "batch" else 1,
+        rows_per_request=settings.rows_per_request,
         parallel_tasks=parallel_tasks,
     )
 
