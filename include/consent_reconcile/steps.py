@@ -26,7 +26,7 @@ from include.consent_reconcile.contract import (
 )
 from include.consent_sync import staging
 from include.consent_sync.email_key import key_email
-from include.consent_sync.planning import MAX_BATCHES, plan_batches
+from include.consent_sync.planning import MAX_BATCHES
 from include.consent_sync.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -43,9 +43,17 @@ READ_BATCH_CONTACTS = 12_500
 def read_batch_ranges(contacts: int, parallel_tasks: int) -> list[tuple[int, int]]:
     """Contact ranges of the read tasks: a multiple of ``parallel_tasks`` of near-equal size, so
     the pool's slots finish together instead of a last task reading alone at its share."""
+    if contacts <= 0:
+        return []
     rounds = max(1, math.ceil(contacts / (READ_BATCH_CONTACTS * parallel_tasks)))
-    count = min(parallel_tasks * rounds, MAX_BATCHES)
-    return plan_batches(contacts, parallel_tasks, target_rows=math.ceil(contacts / count) or 1)
+    count = min(parallel_tasks * rounds, MAX_BATCHES, contacts)
+    size, extra = divmod(contacts, count)
+    ranges, start = [], 0
+    for index in range(count):
+        stop = start + size + (1 if index < extra else 0)
+        ranges.append((start, stop))
+        start = stop
+    return ranges
 
 
 def select_keys(
