@@ -64,13 +64,20 @@ ledger rows. CLI: `airflow backfill create --dag-id hubspot_consent_sync --from-
     doc_md=DOC,
     params={
         "dry_run": Param(
-            False, type="boolean", description="Plan and record DRY_RUN rows; send nothing."
+            False,
+            type="boolean",
+            title="Dry run",
+            description="On: plan and record DRY_RUN rows, send nothing. Off: send if the sync "
+            "is live (Variable consent_sync_live=true); while it is disarmed, send only to the "
+            "contacts in emails.",
         ),
         "emails": Param(
-            [],
-            type="array",
+            None,
+            type=["null", "array"],
             items={"type": "string"},
-            description="Only these contacts (emails). Empty: everyone.",
+            title="Only these contacts",
+            description="Emails, one per line. Empty: every contact. While the sync is "
+            "disarmed, a run with emails and dry run off sends to these contacts only.",
         ),
         "resync": Param(
             False,
@@ -100,9 +107,18 @@ ledger rows. CLI: `airflow backfill create --dag-id hubspot_consent_sync --from-
             description="Guard: largest share of INVALID rows before the run stops.",
         ),
         "resubscribe_guard": Param(
-            None,
-            type=["null", "boolean"],
-            description="Read HubSpot before resubscribing (default: the connection's resubscribe_guard extra, on).",
+            "connection default",
+            type=["string", "boolean", "null"],
+            # The earlier null/true/false still validate, for --conf and REST callers.
+            enum=["connection default", "on", "off", None, True, False],
+            values_display={
+                "connection default": "Connection default (hubspot_default extra; on if unset)",
+                "on": "On: read HubSpot first, never resubscribe a newer opt-out",
+                "off": "Off: send without reading HubSpot first",
+            },
+            title="Resubscribe guard",
+            description="Read HubSpot before resubscribing a contact, and skip the change if "
+            "the contact opted out there since.",
         ),
     },
 )

@@ -53,13 +53,6 @@ def worker_hostname() -> str:
     return os.environ.get(WORKER_NAME_VAR) or socket.getfqdn()
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @dataclass
 class Component:
     """One long-running ``airflow`` command, in its own process group."""

@@ -99,10 +99,13 @@ def validate(folder, *, now: datetime, max_invalid_share: float) -> dict[str, An
     return {"valid": result.valid.num_rows, "invalid": result.invalid.num_rows}
 
 
-def plan(folder, *, dry_run: bool, max_rows: int, parallel_tasks: int) -> list[dict[str, Any]]:
+def plan(
+    folder, *, dry_run: bool, max_rows: int, parallel_tasks: int, disarmed: bool = False
+) -> list[dict[str, Any]]:
     """Decide every valid change, stage skips, and cut the sends into batch files.
 
-    Returns the batch descriptors the push tasks are mapped over.
+    Returns the batch descriptors the push tasks are mapped over (none on a dry run).
+    ``disarmed``: the dry run is the live switch's, and its DRY_RUN rows say so.
     """
     import pyarrow.compute as pc
 
@@ -118,7 +121,7 @@ def plan(folder, *, dry_run: bool, max_rows: int, parallel_tasks: int) -> list[d
     )
     context = context.filter(pc.is_in(context["change_id"], valid["change_id"]))
     valid = valid.join(context, "change_id", join_type="left outer")
-    decided = plan_changes(valid, dry_run=dry_run)
+    decided = plan_changes(valid, dry_run=dry_run, disarmed=disarmed)
     to_send = decided.to_send
     if to_send.num_rows > max_rows:
         raise TooManyRows(

@@ -20,11 +20,17 @@ MEANING = {
 
 
 def run_summary(
-    dag_run_id: str, interval: str, counts: Mapping[str, int], problems: list[str]
+    dag_run_id: str,
+    interval: str,
+    counts: Mapping[str, int],
+    problems: list[str],
+    mode: str | None = None,
 ) -> str:
-    """A few readable lines: what the run considered, what happened to it, what went wrong."""
+    """A few readable lines: whether the run could send (``mode``, the live switch's message),
+    what it considered, what happened to it, what went wrong."""
     total = sum(counts.values())
-    lines = [f"Run {dag_run_id} ({interval}): {total:,} changes considered."]
+    lines = [mode] if mode else []
+    lines.append(f"Run {dag_run_id} ({interval}): {total:,} changes considered.")
     for outcome in Outcome:
         if counts.get(str(outcome)):
             lines.append(f"  {outcome.value:<22} {counts[str(outcome)]:>9,}  {MEANING[outcome]}")

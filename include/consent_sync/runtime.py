@@ -12,13 +12,14 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from include.consent_sync import pipeline, staging
+from include.consent_sync import pipeline, resubscribe_guard, staging
 from include.consent_sync.contract import DAG_ID, WAREHOUSE_CONN_ID
 
 log = logging.getLogger(__name__)
 
 STAGING_VARIABLE = "consent_sync_staging_root"
 DEFAULT_STAGING_ROOT = "file:///tmp/hubspot_consent_sync/staging"
+LIVE_XCOM = "live_switch"  # the plan task's XCom key for the live switch's decision
 
 
 def run_folder(context: dict[str, Any]):
@@ -104,16 +105,36 @@ def validate(context: dict[str, Any]) -> dict[str, Any]:
         )
 
 
+def live_decision(context: dict[str, Any]):
+    """The live switch's decision for this run (see :mod:`include.consent_sync.live_switch`)."""
+    from airflow.sdk import Variable
+
+    from include.consent_sync import live_switch
+
+    params = context["params"]
+    return live_switch.decide(
+        Variable.get(live_switch.VARIABLE, default=None),
+        dry_run=bool(params["dry_run"]),
+        emails=tuple(params["emails"] or ()),
+    )
+
+
 def plan(context: dict[str, Any], parallel_tasks: int) -> list[dict[str, Any]]:
     params = context["params"]
+    decision = live_decision(context)
+    # First line of the plan log, and the report's and the ledger event's: a disarmed sync is
+    # visible wherever a user looks, never a silent 0 sent.
+    (log.info if decision.send else log.warning)("%s", decision.message)
+    context["ti"].xcom_push(LIVE_XCOM, {"mode": decision.mode, "message": decision.message})
     with gates_fail_fast():
         batches = pipeline.plan(
             run_folder(context),
-            dry_run=bool(params["dry_run"]),
+            dry_run=not decision.send,
+            disarmed=decision.disarmed,
             max_rows=int(params["max_rows"]),
             parallel_tasks=parallel_tasks,
         )
-    guard = params.get("resubscribe_guard")
+    guard = resubscribe_guard.param_choice(params.get("resubscribe_guard"))
     return [{**batch, "resubscribe_guard": guard} for batch in batches]
 
 
@@ -130,7 +151,12 @@ def load_results(context: dict[str, Any], ledger_asset) -> dict[str, int]:
     )
     with open_warehouse() as warehouse:
         counts = pipeline.load_results(warehouse, run_folder(context), facts)
-    context["outlet_events"][ledger_asset].extra = {"dag_run_id": facts.dag_run_id, **counts}
+    live = context["ti"].xcom_pull(task_ids="plan", key=LIVE_XCOM) or {}
+    context["outlet_events"][ledger_asset].extra = {
+        "dag_run_id": facts.dag_run_id,
+        "mode": live.get("mode", "not planned"),
+        **counts,
+    }
     return counts
 
 
@@ -149,8 +175,13 @@ def report(context: dict[str, Any], counts: dict[str, int] | None) -> None:
     if counts is None:
         problems.append("load_results did not record the run's outcomes")
     start, end = interval(context)
+    live = ti.xcom_pull(task_ids="plan", key=LIVE_XCOM) or {}
     summary = run_summary(
-        context["run_id"], f"{start.isoformat()} → {end.isoformat()}", counts or {}, problems
+        context["run_id"],
+        f"{start.isoformat()} → {end.isoformat()}",
+        counts or {},
+        problems,
+        mode=live.get("message"),
     )
     for line in summary.splitlines():
         log.info("%s", line)
