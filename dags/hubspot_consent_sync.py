@@ -109,16 +109,13 @@ ledger rows. CLI: `airflow backfill create --dag-id hubspot_consent_sync --from-
         "resubscribe_guard": Param(
             "connection default",
             type=["string", "boolean", "null"],
-            # The earlier null/true/false still validate, for --conf and REST callers.
-            enum=["connection default", "on", "off", None, True, False],
-            values_display={
-                "connection default": "Connection default (hubspot_default extra; on if unset)",
-                "on": "On: read HubSpot first, never resubscribe a newer opt-out",
-                "off": "Off: send without reading HubSpot first",
-            },
+            # Offered as a list; the earlier null/true/false still validate (--conf, REST).
+            examples=["connection default", "on", "off"],
+            pattern="^(connection default|on|off)$",
             title="Resubscribe guard",
-            description="Read HubSpot before resubscribing a contact, and skip the change if "
-            "the contact opted out there since.",
+            description="connection default, on or off. On: read HubSpot before resubscribing "
+            "a contact and skip the change if the contact opted out there since. Connection "
+            "default: the hubspot_default connection's resubscribe_guard extra (on if unset).",
         ),
     },
 )
