@@ -33,16 +33,26 @@ between its extract and its load_results and no earlier run is still running, so
 (backfills included) take turns in date order. `load_results` and `report` run even when an earlier task failed, so
 every extracted change gets its ledger row; `report` fails the run if anything stopped early.
 
+**Live switch**: the Airflow Variable `consent_sync_live`. Until it is `true` the sync is
+DISARMED: runs only plan and write DRY_RUN rows, and the plan log and the report say
+"DISARMED: nothing was sent; set Variable consent_sync_live=true to go live". First time: trigger
+with the defaults (a dry run), then with one email in "Only these contacts" and "Dry run" off (a
+disarmed sync sends a run that names contacts, to those only), then set the Variable to `true`
+(Admin → Variables).
+
 **Params** (Trigger → trigger form): `dry_run` plans without sending; `emails` restricts the run
 to some contacts; `resync` sends the latest state again for keys changed in the interval;
-`max_rows` and `max_invalid_share` are guards checked before anything is sent.
+`max_rows` and `max_invalid_share` are guards checked before anything is sent;
+`resubscribe_guard` is `connection default`, `on` or `off`.
 
-**Backfill**: Trigger → Backfill, pick the date range, "Run backwards" off. Whatever the
-backfill's max active runs, its runs and the nightly one push one at a time, in date order
-among the runs that are running. A backfill never writes an older consent over a newer one
-(only the latest change per key is ever sent), and re-running an interval adds no duplicate
-ledger rows. CLI: `airflow backfill create --dag-id hubspot_consent_sync --from-date 2026-11-01
---to-date 2026-11-07`.
+**Backfill**: Trigger → Backfill, pick the date range, "Run backwards" off. To give the runs
+params, set them and tick "Override parameters on existing runs": Airflow 3.3's Backfill form
+sends them only then (else `dag_run_conf: null`). Whatever the backfill's max active runs, its
+runs and the nightly one push one at a time, in date order among the runs that are running. A
+backfill never writes an older consent over a newer one (only the latest change per key is ever
+sent), and re-running an interval adds no duplicate ledger rows. CLI: `airflow backfill create
+--dag-id hubspot_consent_sync --from-date 2026-11-01 --to-date 2026-11-07 --dag-run-conf
+'{"emails": ["jane@example.com"]}'`.
 
 **Audit**: views `hubspot_consent_sync_runs` and `hubspot_consent_sync_latest`; see the README.
 """

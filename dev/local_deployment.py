@@ -106,6 +106,8 @@ class LocalDeployment:
     :param schedule: False stops the scheduler from creating the nightly runs
         (``[scheduler] use_job_schedule``); backfills and triggered runs still run. Tests use it
         so that only the runs they create touch their data.
+    :param ui: as :attr:`LocalAirflow.ui`: connections and Variables in the metadata database,
+        the sync disarmed (`make deploy-local`); False (the tests): environment, live.
     """
 
     def __init__(
@@ -119,6 +121,7 @@ class LocalDeployment:
         sandbox_flags: tuple[str, ...] = (),
         hubspot_extras: dict | None = None,
         schedule: bool = True,
+        ui: bool = False,
     ) -> None:
         self.home = Path(home).resolve()
         self.database = database
@@ -130,6 +133,7 @@ class LocalDeployment:
         self.sandbox_flags = sandbox_flags
         self.hubspot_extras = hubspot_extras or {}
         self.schedule = schedule
+        self.ui = ui
         self.password_file = self.home / "simple_auth_manager_passwords.json"
         self.logs = self.home / "logs-processes"
         self.sandbox: SandboxProcess | None = None
@@ -196,6 +200,7 @@ class LocalDeployment:
             self.home / "staging",
             hubspot_extras=self.hubspot_extras,
             extra_env=self.settings(),
+            ui=self.ui,
         )
         self.airflow.prepare()  # migrates the metadata DB, creates the hubspot_api pool
         self._write_password()
