@@ -206,9 +206,12 @@ class LocalDeployment:
         self._write_password()
         env = self.env()
         # No log servers (--skip-serve-logs): every component writes task logs to the same
-        # AIRFLOW_HOME/logs on this machine, where the api-server reads them. Airflow's log
-        # server listens on every interface (airflow/utils/serve_logs/core.py), and the
-        # api-server would look for it at the task's hostname (worker-1), not a real host.
+        # AIRFLOW_HOME/logs on this machine, where the api-server reads them, a running task's
+        # too (its progress lines, line by line). A log server per worker would not help: the
+        # api-server asks http://<task's hostname>:<its own worker_log_server_port>, one port for
+        # all workers, at a hostname (worker-1) that does not resolve; and it listens on every
+        # interface (airflow/utils/serve_logs/core.py). So a running task's "Log message source
+        # details" also list "Could not read served logs": expected here, harmless.
         commands = {
             "scheduler": ("scheduler",),
             "dag-processor": ("dag-processor",),
