@@ -53,16 +53,20 @@ def demo_warehouse(path: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8080)
-    port = parser.parse_args().port
+    parser.add_argument("--home", type=Path, default=HOME, help="state folder (.local/ui)")
+    args = parser.parse_args()
     # Ctrl-C and SIGTERM both stop everything; SIGINT too, which a shell leaves ignored in a
     # process it starts in the background.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, interrupt)
-    HOME.mkdir(parents=True, exist_ok=True)
-    warehouse = HOME / "warehouse.duckdb"
+    args.home.mkdir(parents=True, exist_ok=True)
+    warehouse = args.home / "warehouse.duckdb"
     demo_warehouse(warehouse)
     local = LocalStandalone(
-        HOME, warehouse=warehouse, port=port, sandbox_flags=("--rate-limit-per-10s", "190")
+        args.home,
+        warehouse=warehouse,
+        port=args.port,
+        sandbox_flags=("--rate-limit-per-10s", "190"),
     )
     try:
         print(f"Starting Airflow on {local.url} (first start: a minute or two) ...")
@@ -74,7 +78,7 @@ def main() -> int:
             "/_sandbox/statuses)"
             f"\nWarehouse: {warehouse}"
             "\nThe sync is DISARMED (Variable consent_sync_live=false): runs only plan until you"
-            " set it to true (Admin → Variables). See the README, \"First run in the UI\"."
+            ' set it to true (Admin → Variables). See the README, "First run in the UI".'
             "\nCtrl-C stops everything.\n",
             flush=True,
         )

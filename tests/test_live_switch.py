@@ -3,7 +3,7 @@ to the contacts a run names while it is disarmed."""
 
 import pytest
 
-from include.consent_sync.live_switch import DISARMED, decide, is_live
+from include.consent_sync.live_switch import DISARMED, UnclearSwitch, decide, is_live
 
 
 @pytest.mark.parametrize("value", [None, "", "  ", "false", "False", "0", "no", "off"])
@@ -17,7 +17,7 @@ def test_true_is_live(value):
 
 
 def test_an_unclear_value_is_an_error_naming_the_variable_and_the_value():
-    with pytest.raises(ValueError, match=r"consent_sync_live='ture'.*\"true\""):
+    with pytest.raises(UnclearSwitch, match=r"consent_sync_live='ture'.*\"true\""):
         is_live("ture")
 
 

@@ -24,6 +24,10 @@ DESCRIPTION = (
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
+class UnclearSwitch(ValueError):
+    """The Variable holds neither true nor false: a run stops before planning, without retries."""
+
+
 def is_live(value: str | None) -> bool:
     """The Variable's value as a switch: absent means disarmed; anything unclear is an error."""
     if value is None or not value.strip():
@@ -33,7 +37,7 @@ def is_live(value: str | None) -> bool:
         return True
     if text in FALSE:
         return False
-    raise ValueError(
+    raise UnclearSwitch(
         f'Variable {VARIABLE}={value!r} is neither true nor false; set it to "true" to send '
         'or "false" to plan only'
     )

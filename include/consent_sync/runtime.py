@@ -46,17 +46,19 @@ def open_warehouse():
 
 @contextmanager
 def gates_fail_fast() -> Iterator[None]:
-    """A tripped gate (schema, invalid share, max_rows) fails the task without Airflow retries.
+    """A tripped gate (schema, invalid share, max_rows, an unclear live switch) fails the task
+    without Airflow retries.
 
     The same data would trip it again; the message says what to fix or which param to raise.
     """
     from airflow.sdk.exceptions import AirflowFailException
 
+    from include.consent_sync.live_switch import UnclearSwitch
     from include.consent_sync.validation import InvalidShareExceeded, SchemaContractError
 
     try:
         yield
-    except (SchemaContractError, InvalidShareExceeded, pipeline.TooManyRows) as exc:
+    except (SchemaContractError, InvalidShareExceeded, pipeline.TooManyRows, UnclearSwitch) as exc:
         raise AirflowFailException(str(exc)) from exc
 
 
@@ -121,12 +123,12 @@ def live_decision(context: dict[str, Any]):
 
 def plan(context: dict[str, Any], parallel_tasks: int) -> list[dict[str, Any]]:
     params = context["params"]
-    decision = live_decision(context)
-    # First line of the plan log, and the report's and the ledger event's: a disarmed sync is
-    # visible wherever a user looks, never a silent 0 sent.
-    (log.info if decision.send else log.warning)("%s", decision.message)
-    context["ti"].xcom_push(LIVE_XCOM, {"mode": decision.mode, "message": decision.message})
     with gates_fail_fast():
+        decision = live_decision(context)
+        # First line of the plan log, and the report's and the ledger event's: a disarmed sync
+        # is visible wherever a user looks, never a silent 0 sent.
+        (log.info if decision.send else log.warning)("%s", decision.message)
+        context["ti"].xcom_push(LIVE_XCOM, {"mode": decision.mode, "message": decision.message})
         batches = pipeline.plan(
             run_folder(context),
             dry_run=not decision.send,
