@@ -27,7 +27,6 @@ from include.consent_sync.runtime import STAGING_VARIABLE
 PROJECT = Path(__file__).resolve().parent.parent
 SANDBOX_TOKEN = "sandbox-token"
 SETTINGS = airflow_settings.load()
-POOL_SLOTS = SETTINGS.pools[HUBSPOT_POOL].slots
 
 
 def free_port() -> int:

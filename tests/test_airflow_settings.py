@@ -3,14 +3,15 @@
 import pytest
 
 from dev import airflow_settings
-from dev.local_airflow import POOL_SLOTS, LocalAirflow
+from dev.local_airflow import LocalAirflow
+from include.consent_sync.contract import HUBSPOT_POOL_SLOTS
 
 
 def test_the_project_file_parses_into_connections_pool_and_disarmed_switch():
     settings = airflow_settings.load()
     assert settings.connections["hubspot_default"]["extra"]["rate_limit_per_10s"] == 190
     assert settings.connections["consent_warehouse"]["conn_type"] == "duckdb"
-    assert settings.pools["hubspot_api"].slots == POOL_SLOTS
+    assert settings.pools["hubspot_api"].slots == HUBSPOT_POOL_SLOTS
     assert settings.variables["consent_sync_live"] == "false"
 
 

@@ -1,7 +1,8 @@
-"""The bridge between Airflow's task context and the pipeline's steps.
+"""What a task reads from Airflow: the run's folder, interval, window and facts, its warehouse.
 
-It reads what only Airflow knows (connections, the staging Variable, params, the run's interval)
-and hands plain values to :mod:`include.consent_sync.pipeline`.
+The DAG's task bodies call :mod:`include.consent_sync.pipeline` with these plain values; this
+module holds no step of its own, so each name means one thing: the DAG task ``extract`` runs the
+step ``pipeline.extract`` on the ``runtime.window`` of its run.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from include.consent_sync import pipeline, resubscribe_guard, staging
-from include.consent_sync.contract import DAG_ID, WAREHOUSE_CONN_ID
+from include.consent_sync.contract import DAG_ID, HUBSPOT_CONN_ID, WAREHOUSE_CONN_ID
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,24 @@ def interval(context: dict[str, Any]) -> tuple[datetime, datetime]:
 
 
 def open_warehouse():
+    from include.consent_sync.warehouse import open_warehouse as open_connection
+
+    return open_connection(WAREHOUSE_CONN_ID)
+
+
+def push_capacity(parallel_tasks: int):
+    """How fast the push tasks can send, from the HubSpot connection's settings."""
     from airflow.sdk import BaseHook
 
-    from include.consent_sync.warehouse import open_warehouse as open_from_connection
+    from hubspot_provider.hooks.hubspot import HubSpotSettings
+    from include.consent_sync.planning import PushCapacity
 
-    return open_from_connection(BaseHook.get_connection(WAREHOUSE_CONN_ID))
+    settings = HubSpotSettings.from_extras(BaseHook.get_connection(HUBSPOT_CONN_ID).extra_dejson)
+    return PushCapacity(
+        rate_limit_per_10s=settings.rate_limit_per_10s,
+        rows_per_request=settings.rows_per_request,
+        parallel_tasks=parallel_tasks,
+    )
 
 
 @contextmanager
@@ -62,7 +76,7 @@ def gates_fail_fast() -> Iterator[None]:
         raise AirflowFailException(str(exc)) from exc
 
 
-def wait_for_turn(context: dict[str, Any]) -> bool:
+def is_our_turn(context: dict[str, Any]) -> bool:
     """True when this run may start extracting (see :mod:`include.consent_sync.turns`)."""
     from include.consent_sync import turns
 
@@ -81,12 +95,11 @@ def wait_for_turn(context: dict[str, Any]) -> bool:
     return True
 
 
-def extract(context: dict[str, Any]) -> dict[str, Any]:
+def window(context: dict[str, Any]) -> pipeline.Window:
+    """Which changes the run considers: its interval and the params that widen or narrow it."""
     params = context["params"]
     start, end = interval(context)
-    folder = run_folder(context)
-    staging.clear_derived(folder)
-    window = pipeline.Window(
+    return pipeline.Window(
         dag_run_id=context["run_id"],
         interval_start=start,
         interval_end=end,
@@ -94,75 +107,53 @@ def extract(context: dict[str, Any]) -> dict[str, Any]:
         resync=bool(params["resync"]),
         emails=tuple(params["emails"] or ()),
     )
-    with open_warehouse() as warehouse, gates_fail_fast():
-        return pipeline.extract(warehouse, folder, window)
 
 
-def validate(context: dict[str, Any]) -> dict[str, Any]:
-    with gates_fail_fast():
-        return pipeline.validate(
-            run_folder(context),
-            now=datetime.now(UTC),
-            max_invalid_share=float(context["params"]["max_invalid_share"]),
-        )
-
-
-def live_decision(context: dict[str, Any]):
-    """The live switch's decision for this run (see :mod:`include.consent_sync.live_switch`)."""
-    from airflow.sdk import Variable
-
-    from include.consent_sync import live_switch
-
-    params = context["params"]
-    return live_switch.decide(
-        Variable.get(live_switch.VARIABLE, default=None),
-        dry_run=bool(params["dry_run"]),
-        emails=tuple(params["emails"] or ()),
-    )
-
-
-def plan(context: dict[str, Any], parallel_tasks: int) -> list[dict[str, Any]]:
-    params = context["params"]
-    with gates_fail_fast():
-        decision = live_decision(context)
-        # First line of the plan log, and the report's and the ledger event's: a disarmed sync
-        # is visible wherever a user looks, never a silent 0 sent.
-        (log.info if decision.send else log.warning)("%s", decision.message)
-        context["ti"].xcom_push(LIVE_XCOM, {"mode": decision.mode, "message": decision.message})
-        batches = pipeline.plan(
-            run_folder(context),
-            dry_run=not decision.send,
-            disarmed=decision.disarmed,
-            max_rows=int(params["max_rows"]),
-            parallel_tasks=parallel_tasks,
-        )
-    guard = resubscribe_guard.param_choice(params.get("resubscribe_guard"))
-    return [{**batch, "resubscribe_guard": guard} for batch in batches]
-
-
-def load_results(context: dict[str, Any], ledger_asset) -> dict[str, int]:
+def run_facts(context: dict[str, Any]):
+    """What every ledger row of the run records about the run itself."""
     from include.consent_sync.ledger import RunFacts
 
     start, end = interval(context)
-    facts = RunFacts(
+    return RunFacts(
         dag_run_id=context["run_id"],
         interval_start=start,
         interval_end=end,
         recorded_at=datetime.now(UTC),
         max_attempts=int(context["params"]["max_attempts"]),
     )
-    with open_warehouse() as warehouse:
-        counts = pipeline.load_results(warehouse, run_folder(context), facts)
-    live = context["ti"].xcom_pull(task_ids="plan", key=LIVE_XCOM) or {}
-    context["outlet_events"][ledger_asset].extra = {
-        "dag_run_id": facts.dag_run_id,
-        "mode": live.get("mode", "not planned"),
-        **counts,
-    }
-    return counts
 
 
-def report(context: dict[str, Any], counts: dict[str, int] | None) -> None:
+def decide_sending(context: dict[str, Any]):
+    """The live switch's decision for this run (see :mod:`include.consent_sync.live_switch`),
+    logged and kept in XCom for load_results and report: a disarmed sync is visible wherever a
+    user looks, never a silent 0 sent."""
+    from airflow.sdk import Variable
+
+    from include.consent_sync import live_switch
+
+    params = context["params"]
+    decision = live_switch.decide(
+        Variable.get(live_switch.VARIABLE, default=None),
+        dry_run=bool(params["dry_run"]),
+        emails=tuple(params["emails"] or ()),
+    )
+    (log.info if decision.send else log.warning)("%s", decision.message)
+    context["ti"].xcom_push(LIVE_XCOM, {"mode": decision.mode, "message": decision.message})
+    return decision
+
+
+def run_mode(context: dict[str, Any]) -> dict[str, str]:
+    """The plan task's decision (mode, message); empty when the run stopped before planning."""
+    return context["ti"].xcom_pull(task_ids="plan", key=LIVE_XCOM) or {}
+
+
+def with_guard_choice(context: dict[str, Any], batches: list[dict[str, Any]]) -> list[dict]:
+    """Carry the run's resubscribe_guard param in each batch, for the mapped push tasks."""
+    guard = resubscribe_guard.param_choice(context["params"].get("resubscribe_guard"))
+    return [{**batch, "resubscribe_guard": guard} for batch in batches]
+
+
+def summarise_run(context: dict[str, Any], counts: dict[str, int] | None) -> None:
     """Log the run's summary; fail the run if a step stopped early, naming it."""
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -177,13 +168,12 @@ def report(context: dict[str, Any], counts: dict[str, int] | None) -> None:
     if counts is None:
         problems.append("load_results did not record the run's outcomes")
     start, end = interval(context)
-    live = ti.xcom_pull(task_ids="plan", key=LIVE_XCOM) or {}
     summary = run_summary(
         context["run_id"],
         f"{start.isoformat()} → {end.isoformat()}",
         counts or {},
         problems,
-        mode=live.get("message"),
+        mode=run_mode(context).get("message"),
     )
     for line in summary.splitlines():
         log.info("%s", line)
