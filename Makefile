@@ -2,6 +2,7 @@
 # `make deploy-local` (the distributed profile: CeleryExecutor with 2 workers, Redis, PostgreSQL;
 # needs both on 127.0.0.1), `make test-deployment` (only its integration test, a 3-night backfill).
 PYTHON ?= python3.11
+PORT ?= 8080
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -26,7 +27,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 airflow: $(STAMP)
-	$(PY) scripts/airflow_standalone.py
+	$(PY) scripts/airflow_standalone.py --port $(PORT)
 
 deploy-local: $(STAMP)
 	$(PY) scripts/deploy_local.py

@@ -37,17 +37,27 @@ between its extract and its load_results and no earlier run is still running, so
 (backfills included) take turns in date order. `load_results` and `report` run even when an earlier task failed, so
 every extracted change gets its ledger row; `report` fails the run if anything stopped early.
 
+**Live switch**: the Airflow Variable `consent_sync_live`. Until it is `true` the sync is
+DISARMED: runs only plan and write DRY_RUN rows, and the plan log and the report say
+"DISARMED: nothing was sent; set Variable consent_sync_live=true to go live". First time: trigger
+with the defaults (a dry run), then with one email in "Only these contacts" and "Dry run" off (a
+disarmed sync sends a run that names contacts, to those only), then set the Variable to `true`
+(Admin → Variables).
+
 **Params** (Trigger → trigger form): `dry_run` plans without sending; `emails` restricts the run
 to some contacts; `resync` sends the latest state again for keys changed in the interval;
 `repair_run_id` (set by `hubspot_consent_reconcile`'s repair) sends again exactly the keys that
-reconcile run found DRIFT or MISSING; `max_rows` and `max_invalid_share` are guards checked before anything is sent.
+reconcile run found DRIFT or MISSING; `max_rows` and `max_invalid_share` are guards checked before anything is sent;
+`resubscribe_guard` is `connection default`, `on` or `off`.
 
-**Backfill**: Trigger → Backfill, pick the date range, "Run backwards" off. Whatever the
-backfill's max active runs, its runs and the nightly one push one at a time, in date order
-among the runs that are running. A backfill never writes an older consent over a newer one
-(only the latest change per key is ever sent), and re-running an interval adds no duplicate
-ledger rows. CLI: `airflow backfill create --dag-id hubspot_consent_sync --from-date 2026-11-01
---to-date 2026-11-07`.
+**Backfill**: Trigger → Backfill, pick the date range, "Run backwards" off. To give the runs
+params, set them and tick "Override parameters on existing runs": Airflow 3.3's Backfill form
+sends them only then (else `dag_run_conf: null`). Whatever the backfill's max active runs, its
+runs and the nightly one push one at a time, in date order among the runs that are running. A
+backfill never writes an older consent over a newer one (only the latest change per key is ever
+sent), and re-running an interval adds no duplicate ledger rows. CLI: `airflow backfill create
+--dag-id hubspot_consent_sync --from-date 2026-11-01 --to-date 2026-11-07 --dag-run-conf
+'{"emails": ["jane@example.com"]}'`.
 
 **Audit**: views `hubspot_consent_sync_runs` and `hubspot_consent_sync_latest`; see the README.
 """
@@ -69,13 +79,20 @@ ledger rows. CLI: `airflow backfill create --dag-id hubspot_consent_sync --from-
     doc_md=DOC,
     params={
         "dry_run": Param(
-            False, type="boolean", description="Plan and record DRY_RUN rows; send nothing."
+            False,
+            type="boolean",
+            title="Dry run",
+            description="On: plan and record DRY_RUN rows, send nothing. Off: send if the sync "
+            "is live (Variable consent_sync_live=true); while it is disarmed, send only to the "
+            "contacts in emails.",
         ),
         "emails": Param(
-            [],
-            type="array",
+            None,
+            type=["null", "array"],
             items={"type": "string"},
-            description="Only these contacts (emails). Empty: everyone.",
+            title="Only these contacts",
+            description="Emails, one per line. Empty: every contact. While the sync is "
+            "disarmed, a run with emails and dry run off sends to these contacts only.",
         ),
         "resync": Param(
             False,
@@ -111,9 +128,15 @@ ledger rows. CLI: `airflow backfill create --dag-id hubspot_consent_sync --from-
             description="Guard: largest share of INVALID rows before the run stops.",
         ),
         "resubscribe_guard": Param(
-            None,
-            type=["null", "boolean"],
-            description="Read HubSpot before resubscribing (default: the connection's resubscribe_guard extra, on).",
+            "connection default",
+            type=["string", "boolean", "null"],
+            # Offered as a list; the earlier null/true/false still validate (--conf, REST).
+            examples=["connection default", "on", "off"],
+            pattern="^(connection default|on|off)$",
+            title="Resubscribe guard",
+            description="connection default, on or off. On: read HubSpot before resubscribing "
+            "a contact and skip the change if the contact opted out there since. Connection "
+            "default: the hubspot_default connection's resubscribe_guard extra (on if unset).",
         ),
     },
 )
@@ -168,9 +191,11 @@ def hubspot_consent_sync():
 
         capacity = runtime.push_capacity(HUBSPOT_POOL_SLOTS)
         with runtime.gates_fail_fast():
+            decision = runtime.decide_sending(context)  # the live switch and dry_run
             batches = pipeline.plan(
                 ObjectStoragePath(validated["folder"]),
-                dry_run=bool(context["params"]["dry_run"]),
+                dry_run=not decision.send,
+                disarmed=decision.disarmed,
                 max_rows=int(context["params"]["max_rows"]),
                 capacity=capacity,
             )
@@ -185,7 +210,8 @@ def hubspot_consent_sync():
         facts = runtime.run_facts(context)
         with runtime.open_warehouse() as warehouse:
             counts = pipeline.load_results(warehouse, runtime.run_folder(context), facts)
-        context["outlet_events"][LEDGER].extra = {"dag_run_id": facts.dag_run_id, **counts}
+        mode = runtime.run_mode(context).get("mode", "not planned")
+        context["outlet_events"][LEDGER].extra = {"dag_run_id": facts.dag_run_id, "mode": mode, **counts}
         return counts
 
     @task(trigger_rule=TriggerRule.ALL_DONE)

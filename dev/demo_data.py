@@ -12,7 +12,18 @@ from datetime import UTC, datetime, timedelta
 
 from include.consent_sync.contract import LEGAL_BASES, SOURCE_TABLE
 
+# `make run` and the tests: a fixed night, so their runs are repeatable.
 DEMO_INTERVAL_END = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
+NIGHTLY_AT = 2  # the DAG's schedule: 02:00 UTC
+
+
+def latest_night(now: datetime | None = None) -> datetime:
+    """The end of the latest nightly interval at ``now``: the run that unpausing the DAG creates
+    first. `make airflow` and `make deploy-local` date their demo to it, so a newcomer's first
+    runs find the demo's changes whatever the date."""
+    now = now or datetime.now(UTC)
+    night = now.replace(hour=NIGHTLY_AT, minute=0, second=0, microsecond=0)
+    return night if night <= now else night - timedelta(days=1)
 SUBSCRIPTIONS = (1001, 1002, 1003)
 DOMAINS = ("example.com", "example.org", "mail.example.net", "exemple.fr", "beispiel.de")
 FIRST = (

@@ -1,15 +1,17 @@
 """Run the project on this machine: Airflow's environment, the sandbox process, real DAG runs.
 
-Used by ``make run`` (scripts/run_demo.py), ``make airflow``, the end-to-end tests and the
-multi-process deployment (dev/local_deployment.py), so all configure Airflow the same way:
-connections and the staging root from environment variables, a SQLite metadata database under the
-given AIRFLOW_HOME unless ``extra_env`` names another.
+Used by ``make run`` (scripts/run_demo.py), ``make airflow``, the end-to-end and browser tests and
+the multi-process deployment (dev/local_deployment.py), so all configure Airflow the same way:
+connections, pool and Variables from airflow_settings.yaml (dev/airflow_settings.py) with this
+machine's sandbox, warehouse and staging folder, a SQLite metadata database under the given
+AIRFLOW_HOME unless ``extra_env`` names another.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -17,10 +19,21 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from include.consent_sync.contract import DAG_ID, HUBSPOT_POOL, HUBSPOT_POOL_SLOTS
+from dev import airflow_settings
+from include.consent_sync import live_switch
+from include.consent_sync.contract import DAG_ID, HUBSPOT_CONN_ID, HUBSPOT_POOL, WAREHOUSE_CONN_ID
+from include.consent_sync.runtime import STAGING_VARIABLE
 
 PROJECT = Path(__file__).resolve().parent.parent
 SANDBOX_TOKEN = "sandbox-token"
+SETTINGS = airflow_settings.load()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @dataclass
@@ -34,6 +47,33 @@ class LocalAirflow:
     hubspot_extras: dict = field(default_factory=dict)
     # More AIRFLOW__SECTION__KEY settings, e.g. a deployment's executor and metadata database.
     extra_env: dict[str, str] = field(default_factory=dict)
+    # False (`make run`, the tests, the benches): connections and Variables are environment
+    # variables, and the live switch is on, so runs send. True (`make airflow`, `make
+    # deploy-local`): prepare() imports them into the metadata database, where the UI shows and
+    # edits them, and the live switch is as airflow_settings.yaml says: disarmed.
+    ui: bool = False
+
+    def connections(self) -> dict[str, dict]:
+        """airflow_settings.yaml's connections, pointed at this machine's sandbox and warehouse."""
+        hubspot = SETTINGS.connections[HUBSPOT_CONN_ID]
+        return {
+            **SETTINGS.connections,
+            HUBSPOT_CONN_ID: {
+                **hubspot,
+                "host": self.hubspot_url,
+                "password": SANDBOX_TOKEN,
+                "extra": {**hubspot.get("extra", {}), **self.hubspot_extras},
+            },
+            WAREHOUSE_CONN_ID: self.warehouse,
+        }
+
+    def variables(self) -> dict[str, str]:
+        """airflow_settings.yaml's Variables, with this home's staging folder (and, unless
+        :attr:`ui`, the live switch on)."""
+        variables = {**SETTINGS.variables, STAGING_VARIABLE: self.staging.resolve().as_uri()}
+        if not self.ui:
+            variables[live_switch.VARIABLE] = "true"
+        return variables
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -51,19 +91,14 @@ class LocalAirflow:
                     [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
                 ),
                 "GX_ANALYTICS_ENABLED": "False",
-                "AIRFLOW_CONN_HUBSPOT_DEFAULT": json.dumps(
-                    {
-                        "conn_type": "http",
-                        "host": self.hubspot_url,
-                        "password": SANDBOX_TOKEN,
-                        "extra": {"rate_limit_per_10s": 190, **self.hubspot_extras},
-                    }
-                ),
-                "AIRFLOW_CONN_CONSENT_WAREHOUSE": json.dumps(self.warehouse),
-                "AIRFLOW_VAR_CONSENT_SYNC_STAGING_ROOT": self.staging.resolve().as_uri(),
                 **self.extra_env,
             }
         )
+        if not self.ui:
+            for conn_id, fields in self.connections().items():
+                env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(fields)
+            for key, value in self.variables().items():
+                env[f"AIRFLOW_VAR_{key.upper()}"] = value
         return env
 
     @staticmethod
@@ -84,17 +119,33 @@ class LocalAirflow:
         )
 
     def prepare(self) -> None:
-        """Create the metadata database (once) and the `hubspot_api` pool."""
+        """Create the metadata database (once) and the pool; with :attr:`ui`, also the
+        connections (replaced: the sandbox's port changes) and the Variables (only those
+        missing: a user's consent_sync_live=true stays)."""
         self.home.mkdir(parents=True, exist_ok=True)
         self.airflow("db", "migrate", capture=True)
-        self.airflow(
-            "pools",
-            "set",
-            HUBSPOT_POOL,
-            str(HUBSPOT_POOL_SLOTS),
-            "HubSpot API: shares one rate limit",
-            capture=True,
-        )
+        pool = SETTINGS.pools[HUBSPOT_POOL]
+        self.airflow("pools", "set", HUBSPOT_POOL, str(pool.slots), pool.description, capture=True)
+        if self.ui:
+            connections = self.home / "settings-connections.json"
+            variables = self.home / "settings-variables.json"
+            connections.touch(mode=0o600)
+            connections.write_text(json.dumps(self.connections()))
+            described = {live_switch.VARIABLE: live_switch.DESCRIPTION}
+            variables.write_text(
+                json.dumps(
+                    {
+                        key: {"value": value, "description": described.get(key)}
+                        for key, value in self.variables().items()
+                    }
+                )
+            )
+            try:
+                self.airflow("connections", "import", "--overwrite", str(connections), capture=True)
+                self.airflow("variables", "import", "-a", "skip", str(variables), capture=True)
+            finally:
+                connections.unlink()
+                variables.unlink()
 
     def run_dag(
         self, logical_date: str, conf: dict | None = None, check: bool = True, dag_id: str = DAG_ID

@@ -53,13 +53,6 @@ def worker_hostname() -> str:
     return os.environ.get(WORKER_NAME_VAR) or socket.getfqdn()
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @dataclass
 class Component:
     """One long-running ``airflow`` command, in its own process group."""
@@ -113,6 +106,8 @@ class LocalDeployment:
     :param schedule: False stops the scheduler from creating the nightly runs
         (``[scheduler] use_job_schedule``); backfills and triggered runs still run. Tests use it
         so that only the runs they create touch their data.
+    :param ui: as :attr:`LocalAirflow.ui`: connections and Variables in the metadata database,
+        the sync disarmed (`make deploy-local`); False (the tests): environment, live.
     """
 
     def __init__(
@@ -126,6 +121,7 @@ class LocalDeployment:
         sandbox_flags: tuple[str, ...] = (),
         hubspot_extras: dict | None = None,
         schedule: bool = True,
+        ui: bool = False,
     ) -> None:
         self.home = Path(home).resolve()
         self.database = database
@@ -137,6 +133,7 @@ class LocalDeployment:
         self.sandbox_flags = sandbox_flags
         self.hubspot_extras = hubspot_extras or {}
         self.schedule = schedule
+        self.ui = ui
         self.password_file = self.home / "simple_auth_manager_passwords.json"
         self.logs = self.home / "logs-processes"
         self.sandbox: SandboxProcess | None = None
@@ -203,14 +200,18 @@ class LocalDeployment:
             self.home / "staging",
             hubspot_extras=self.hubspot_extras,
             extra_env=self.settings(),
+            ui=self.ui,
         )
         self.airflow.prepare()  # migrates the metadata DB, creates the hubspot_api pool
         self._write_password()
         env = self.env()
         # No log servers (--skip-serve-logs): every component writes task logs to the same
-        # AIRFLOW_HOME/logs on this machine, where the api-server reads them. Airflow's log
-        # server listens on every interface (airflow/utils/serve_logs/core.py), and the
-        # api-server would look for it at the task's hostname (worker-1), not a real host.
+        # AIRFLOW_HOME/logs on this machine, where the api-server reads them, a running task's
+        # too (its progress lines, line by line). A log server per worker would not help: the
+        # api-server asks http://<task's hostname>:<its own worker_log_server_port>, one port for
+        # all workers, at a hostname (worker-1) that does not resolve; and it listens on every
+        # interface (airflow/utils/serve_logs/core.py). So a running task's "Log message source
+        # details" also list "Could not read served logs": expected here, harmless.
         commands = {
             "scheduler": ("scheduler",),
             "dag-processor": ("dag-processor",),

@@ -4,7 +4,8 @@ api-server, scheduler, dag-processor, triggerer and two Celery workers (Redis on
 PostgreSQL on 127.0.0.1:5432 for Airflow's metadata and for the warehouse), with the HubSpot
 sandbox. State lives in .local/deploy/ and the PostgreSQL databases named below, so a restart
 keeps the runs and the ledger. Open http://localhost:8080 as admin (the password is in the file
-printed at start). The nightly schedule is on: the latest night runs at once, on the demo data.
+printed at start). The nightly schedule is on: the latest night runs at once, on the demo data
+(dated to that night), as a dry run: the sync starts disarmed (Variable consent_sync_live).
 Ctrl-C (or SIGTERM) stops every process. `make deploy-local-clean` (--clean) deletes that state:
 both databases, the Redis queue and .local/deploy/.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
 
 from dev import local_postgres  # noqa: E402
-from dev.demo_data import create_demo_warehouse  # noqa: E402
+from dev.demo_data import create_demo_warehouse, latest_night  # noqa: E402
 from dev.local_airflow import PROJECT  # noqa: E402
 from dev.local_deployment import LocalDeployment  # noqa: E402
 
@@ -42,6 +43,7 @@ def deployment() -> LocalDeployment:
         port=PORT,
         warehouse=local_postgres.warehouse_connection(WAREHOUSE_DB),
         sandbox_flags=("--rate-limit-per-10s", "190", "--latency-ms", "20"),
+        ui=True,
     )
 
 
@@ -62,8 +64,11 @@ def main() -> int:
         signal.signal(signum, interrupt)
     if local_postgres.create_database(WAREHOUSE_DB, if_missing=True):
         with local_postgres.open_warehouse(WAREHOUSE_DB) as warehouse:
-            rows = create_demo_warehouse(warehouse)
-        print(f"Demo warehouse created: PostgreSQL database {WAREHOUSE_DB} ({rows:,} changes)")
+            rows = create_demo_warehouse(warehouse, interval_end=latest_night())
+        print(
+            f"Demo warehouse created: PostgreSQL database {WAREHOUSE_DB} ({rows:,} changes, "
+            "dated to the latest night; `make deploy-local-clean` re-creates it)"
+        )
     local = deployment()
     print("Starting api-server, scheduler, dag-processor, triggerer and 2 Celery workers ...")
     try:
@@ -73,6 +78,10 @@ def main() -> int:
         print(f"HubSpot sandbox: {local.sandbox.url}")
         print(f"Warehouse: PostgreSQL database {WAREHOUSE_DB} on 127.0.0.1:5432")
         print(f"Component logs: {local.logs}/")
+        print(
+            "The sync is DISARMED (Variable consent_sync_live=false): the nightly runs only plan"
+            " until you set it to true (Admin → Variables); see the README."
+        )
         print("Ctrl-C stops everything.")
         exited = local.wait()
         print(f"{exited} exited; stopping the others.\n{local.log_tails([exited])}")

@@ -9,10 +9,36 @@ from dev.local_airflow import PROJECT
 HEAVY = ["pandas", "great_expectations", "pyarrow", "duckdb", "psycopg"]
 
 
+# Confs a trigger form, the CLI or a REST caller may send: the earlier null/true/false of
+# resubscribe_guard keep working; anything else is refused before the run starts.
+CONFS = [
+    {"resubscribe_guard": "on"},
+    {"resubscribe_guard": "connection default"},
+    {"resubscribe_guard": None},
+    {"resubscribe_guard": True},
+    {"resubscribe_guard": False},
+    {"resubscribe_guard": "maybe"},
+    {"emails": None},
+    {"emails": ["jane@example.com"]},
+    {"emails": "jane@example.com"},
+]
+
+
 def _load_dag(airflow_home) -> dict:
     code = f"""
-import json, sys
+import contextlib, copy, io, json, sys
 from airflow.dag_processing.dagbag import DagBag
+
+def _valid(dag, conf):
+    params = copy.deepcopy(dag.params)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # jsonschema's message, not our JSON
+            params.update(conf)
+            params.validate()
+    except Exception:
+        return False
+    return True
+
 bag = DagBag(dag_folder={str(PROJECT / "dags")!r})
 dag = bag.dags.get("hubspot_consent_sync")
 print(json.dumps({{
@@ -22,6 +48,10 @@ print(json.dumps({{
     "timetable": type(dag.timetable).__name__ if dag else None,
     "max_active_runs": dag.max_active_runs if dag else None,
     "params": sorted(dag.params) if dag else [],
+    "optional": sorted(
+        k for k in dag.params if "null" in (dag.params.get_param(k).schema.get("type") or [])
+    ) if dag else [],
+    "conf_ok": {{json.dumps(c): _valid(dag, c) for c in {CONFS!r}}} if dag else {{}},
     "push_pool": dag.get_task("push").pool if dag else None,
     "undocumented": sorted(t.task_id for t in dag.tasks if not t.doc_md) if dag else None,
     "retries": dag.get_task("extract").retries if dag else None,
@@ -80,6 +110,14 @@ def test_dag_imports_without_errors_or_heavy_modules(tmp_path):
         "max_invalid_share",
         "resubscribe_guard",
     }
+
+
+def test_optional_params_are_not_required_and_earlier_confs_still_validate(tmp_path):
+    facts = _load_dag(tmp_path)
+    # The trigger form marks a param required unless its type allows null.
+    assert set(facts["optional"]) >= {"emails", "resubscribe_guard"}
+    refused = {conf for conf, ok in facts["conf_ok"].items() if not ok}
+    assert refused == {'{"resubscribe_guard": "maybe"}', '{"emails": "jane@example.com"}'}
 
 
 def test_no_airflow_2_idioms():

@@ -119,3 +119,15 @@ def test_dry_run_sends_nothing_and_records_what_it_would_send():
     assert plan.to_send.num_rows == 0
     outcomes = {r["change_id"]: r["outcome"] for r in plan.decided.to_pylist()}
     assert outcomes == {"a1": "SKIPPED_SUPERSEDED", "a2": "DRY_RUN"}
+
+
+def test_a_disarmed_dry_run_says_so_in_its_rows():
+    from include.consent_sync.live_switch import DISARMED
+
+    valid = _valid([("a2", "a@x.com", 2, "a2", None)])
+    (row,) = plan_changes(valid, dry_run=True, disarmed=True).decided.to_pylist()
+    assert (row["outcome"], row["error_category"], row["error_message"]) == (
+        "DRY_RUN",
+        "DISARMED",
+        DISARMED,
+    )

@@ -124,11 +124,14 @@ def validate(folder, *, now: datetime, max_invalid_share: float) -> dict[str, An
     return {"valid": result.valid.num_rows, "invalid": result.invalid.num_rows}
 
 
-def plan(folder, *, dry_run: bool, max_rows: int, capacity: PushCapacity) -> list[dict[str, Any]]:
+def plan(
+    folder, *, dry_run: bool, max_rows: int, capacity: PushCapacity, disarmed: bool = False
+) -> list[dict[str, Any]]:
     """Decide every valid change, stage skips, and cut the sends into batch files.
 
     Batches are sized by how fast the push tasks can send (``capacity``). Returns the batch
-    descriptors the push tasks are mapped over.
+    descriptors the push tasks are mapped over (none on a dry run). ``disarmed``: the dry run
+    is the live switch's, and its DRY_RUN rows say so.
     """
     import pyarrow.compute as pc
 
@@ -144,7 +147,7 @@ def plan(folder, *, dry_run: bool, max_rows: int, capacity: PushCapacity) -> lis
     )
     context = context.filter(pc.is_in(context["change_id"], valid["change_id"]))
     valid = valid.join(context, "change_id", join_type="left outer")
-    decided = plan_changes(valid, dry_run=dry_run)
+    decided = plan_changes(valid, dry_run=dry_run, disarmed=disarmed)
     to_send = decided.to_send
     if to_send.num_rows > max_rows:
         raise TooManyRows(

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from include.consent_sync.contract import Outcome
+from include.consent_sync.live_switch import DISARMED
 
 # How long one push task should send while every pool slot is busy: Airflow's start-up of a task
 # (a few seconds) stays a small share of it, and a retry (which resumes, but starts up again) and
@@ -75,7 +76,7 @@ class Plan:
     decided: object  # pyarrow.Table, result schema
 
 
-def plan_changes(valid, *, dry_run: bool) -> Plan:
+def plan_changes(valid, *, dry_run: bool, disarmed: bool = False) -> Plan:
     """Decide each valid candidate: send it, or skip it because a newer change exists.
 
     ``valid`` holds validated candidates (normalised emails) with the warehouse context columns
@@ -84,6 +85,7 @@ def plan_changes(valid, *, dry_run: bool) -> Plan:
     ``key_sent_unsubscribed_at`` (passed on to the resubscribe guard with the rows to send).
     Only the latest change of a key is sent, and never one older than what HubSpot already got,
     so a backfill of an old interval cannot write an older consent over a newer one.
+    ``disarmed`` marks the DRY_RUN rows of a run the live switch kept from sending.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -124,7 +126,8 @@ def plan_changes(valid, *, dry_run: bool) -> Plan:
     ]
     to_send = valid.filter(send)
     if dry_run:
-        parts.append(decided(send, Outcome.DRY_RUN, "DRY_RUN", "dry run: planned, not sent"))
+        note = ("DISARMED", DISARMED) if disarmed else ("DRY_RUN", "dry run: planned, not sent")
+        parts.append(decided(send, Outcome.DRY_RUN, *note))
         to_send = to_send.slice(0, 0)
     return Plan(
         to_send=to_send.select([*source_schema().names, "key_sent_unsubscribed_at"]),

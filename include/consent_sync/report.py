@@ -8,11 +8,17 @@ from include.consent_sync.contract import LEDGER_TABLE, Outcome
 
 
 def run_summary(
-    dag_run_id: str, interval: str, counts: Mapping[str, int], problems: list[str]
+    dag_run_id: str,
+    interval: str,
+    counts: Mapping[str, int],
+    problems: list[str],
+    mode: str | None = None,
 ) -> str:
-    """A few readable lines: what the run considered, what happened to it, what went wrong."""
+    """A few readable lines: whether the run could send (``mode``, the live switch's message),
+    what it considered, what happened to it, what went wrong."""
     total = sum(counts.values())
-    lines = [f"Run {dag_run_id} ({interval}): {total:,} changes considered."]
+    lines = [mode] if mode else []
+    lines.append(f"Run {dag_run_id} ({interval}): {total:,} changes considered.")
     for outcome in Outcome:
         if counts.get(str(outcome)):
             retried = "" if outcome.final else "; a later run retries it"

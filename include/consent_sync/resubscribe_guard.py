@@ -16,6 +16,20 @@ from datetime import timedelta
 
 from hubspot_provider.hooks.hubspot import SubscriptionStatus
 
+# The DAG param's choices (as the trigger form shows them) → the operator's resubscribe_guard.
+# Runs triggered with the earlier null/true/false keep working.
+PARAM_CHOICES = {"connection default": None, "on": True, "off": False}
+
+
+def param_choice(value: object) -> bool | None:
+    """The run's resubscribe_guard param as the push wants it (None: the connection decides)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if value in PARAM_CHOICES:
+        return PARAM_CHOICES[value]
+    raise ValueError(f"param resubscribe_guard={value!r}: choose one of {', '.join(PARAM_CHOICES)}")
+
+
 # HubSpot's timestamp of our own write: after our sent_at by the request's latency, plus any
 # clock difference between HubSpot and the worker.
 OWN_WRITE_TOLERANCE = timedelta(minutes=5)

@@ -13,13 +13,14 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from include.consent_sync import pipeline, staging
+from include.consent_sync import pipeline, resubscribe_guard, staging
 from include.consent_sync.contract import DAG_ID, HUBSPOT_CONN_ID, WAREHOUSE_CONN_ID
 
 log = logging.getLogger(__name__)
 
 STAGING_VARIABLE = "consent_sync_staging_root"
 DEFAULT_STAGING_ROOT = "file:///tmp/hubspot_consent_sync/staging"
+LIVE_XCOM = "live_switch"  # the plan task's XCom key for the live switch's decision
 
 
 def run_folder(context: dict[str, Any]):
@@ -59,17 +60,19 @@ def push_capacity(parallel_tasks: int):
 
 @contextmanager
 def gates_fail_fast() -> Iterator[None]:
-    """A tripped gate (schema, invalid share, max_rows) fails the task without Airflow retries.
+    """A tripped gate (schema, invalid share, max_rows, an unclear live switch) fails the task
+    without Airflow retries.
 
     The same data would trip it again; the message says what to fix or which param to raise.
     """
     from airflow.sdk.exceptions import AirflowFailException
 
+    from include.consent_sync.live_switch import UnclearSwitch
     from include.consent_sync.validation import InvalidShareExceeded, SchemaContractError
 
     try:
         yield
-    except (SchemaContractError, InvalidShareExceeded, pipeline.TooManyRows) as exc:
+    except (SchemaContractError, InvalidShareExceeded, pipeline.TooManyRows, UnclearSwitch) as exc:
         raise AirflowFailException(str(exc)) from exc
 
 
@@ -121,9 +124,33 @@ def run_facts(context: dict[str, Any]):
     )
 
 
+def decide_sending(context: dict[str, Any]):
+    """The live switch's decision for this run (see :mod:`include.consent_sync.live_switch`),
+    logged and kept in XCom for load_results and report: a disarmed sync is visible wherever a
+    user looks, never a silent 0 sent."""
+    from airflow.sdk import Variable
+
+    from include.consent_sync import live_switch
+
+    params = context["params"]
+    decision = live_switch.decide(
+        Variable.get(live_switch.VARIABLE, default=None),
+        dry_run=bool(params["dry_run"]),
+        emails=tuple(params["emails"] or ()),
+    )
+    (log.info if decision.send else log.warning)("%s", decision.message)
+    context["ti"].xcom_push(LIVE_XCOM, {"mode": decision.mode, "message": decision.message})
+    return decision
+
+
+def run_mode(context: dict[str, Any]) -> dict[str, str]:
+    """The plan task's decision (mode, message); empty when the run stopped before planning."""
+    return context["ti"].xcom_pull(task_ids="plan", key=LIVE_XCOM) or {}
+
+
 def with_guard_choice(context: dict[str, Any], batches: list[dict[str, Any]]) -> list[dict]:
     """Carry the run's resubscribe_guard param in each batch, for the mapped push tasks."""
-    guard = context["params"].get("resubscribe_guard")
+    guard = resubscribe_guard.param_choice(context["params"].get("resubscribe_guard"))
     return [{**batch, "resubscribe_guard": guard} for batch in batches]
 
 
@@ -143,7 +170,11 @@ def summarise_run(context: dict[str, Any], counts: dict[str, int] | None) -> Non
         problems.append("load_results did not record the run's outcomes")
     start, end = interval(context)
     summary = run_summary(
-        context["run_id"], f"{start.isoformat()} → {end.isoformat()}", counts or {}, problems
+        context["run_id"],
+        f"{start.isoformat()} → {end.isoformat()}",
+        counts or {},
+        problems,
+        mode=run_mode(context).get("message"),
     )
     for line in summary.splitlines():
         log.info("%s", line)

@@ -7,7 +7,8 @@ import uuid
 
 import pytest
 
-from dev.local_deployment import REDIS_HOST, REDIS_PORT, LocalDeployment, free_port
+from dev.local_airflow import free_port
+from dev.local_deployment import REDIS_HOST, REDIS_PORT, LocalDeployment
 from tests.conftest import skip_or_fail
 
 # Another number than `make deploy-local`'s; each test deployment also has its own queue.
