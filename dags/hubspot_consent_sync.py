@@ -59,6 +59,8 @@ ledger rows. CLI: `airflow backfill create --dag-id hubspot_consent_sync --from-
         "retry_delay": timedelta(minutes=1),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=10),
+        # Why a task failed, kept for the run record that `report` writes.
+        "on_failure_callback": runtime.note_failure,
     },
     tags=["hubspot", "consent", "warehouse"],
     doc_md=DOC,

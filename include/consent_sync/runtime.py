@@ -7,6 +7,7 @@ and hands plain values to :mod:`include.consent_sync.pipeline`.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -134,13 +135,41 @@ def load_results(context: dict[str, Any], ledger_asset) -> dict[str, int]:
     return counts
 
 
+def task_key(ti) -> str:
+    """A task instance as ``get_task_states`` names it (``push_3`` for a mapped instance)."""
+    map_index = getattr(ti, "map_index", None)
+    return ti.task_id if map_index is None or map_index < 0 else f"{ti.task_id}_{map_index}"
+
+
+def note_failure(context: dict[str, Any]) -> None:
+    """``on_failure_callback``: leave why the task failed in the run's folder, for its record."""
+    from include.consent_sync.masking import mask_emails_in
+
+    error = context.get("exception")
+    reason = f"{type(error).__name__}: {error}" if error else "failed (no exception recorded)"
+    path = run_folder(context) / staging.FAILURES / f"{task_key(context['ti'])}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(mask_emails_in(reason))
+
+
+def _failure_notes(folder) -> dict[str, str]:
+    notes = folder / staging.FAILURES
+    if not notes.exists():
+        return {}
+    return {p.name.removesuffix(".txt"): p.read_text() for p in notes.iterdir()}
+
+
 def report(context: dict[str, Any], counts: dict[str, int] | None) -> None:
-    """Log the run's summary; fail the run if a step stopped early, naming it."""
+    """Record the run, log its summary; fail the run if a step stopped early, naming it."""
+    from airflow.configuration import conf
     from airflow.sdk.exceptions import AirflowFailException
 
+    from include.consent_sync import run_record
     from include.consent_sync.report import run_summary
 
     ti = context["ti"]
+    dag_run = context["dag_run"]
+    params = context["params"]
     states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
     stopped = sorted(
         task for task, state in states.items() if state in ("failed", "upstream_failed")
@@ -148,9 +177,41 @@ def report(context: dict[str, Any], counts: dict[str, int] | None) -> None:
     problems = [f"task {task} did not succeed (see its log)" for task in stopped]
     if counts is None:
         problems.append("load_results did not record the run's outcomes")
+    folder = run_folder(context)
+    stop = run_record.first_stop(states, _failure_notes(folder), list(context["dag"].task_dict))
     start, end = interval(context)
+    run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
+    with open_warehouse() as warehouse:
+        warehouse.ensure_ledger()
+        # The run's own rows, through the ledger's primary key: right even if load_results failed.
+        outcomes = Counter(warehouse.run_outcomes(ti.run_id)["outcome"].to_pylist())
+        warehouse.record_run(
+            run_record.record_values(
+                ti.run_id,
+                outcomes,
+                interval_start=start,
+                interval_end=end,
+                started_at=dag_run.start_date,
+                finished_at=datetime.now(UTC),
+                run_type=str(run_type),
+                state="failed" if problems else "success",
+                dry_run_param=bool(params["dry_run"]),
+                resync=bool(params["resync"]),
+                emails_count=len(params["emails"] or ()),
+                failed_task=stop.task if stop else None,
+                failure_reason=stop.reason if stop else None,
+                ui_url=run_record.run_url(
+                    conf.get("api", "base_url", fallback="http://localhost:8080/"),
+                    ti.dag_id,
+                    ti.run_id,
+                ),
+                daily_limit_reached=(folder / staging.DAILY_LIMIT).exists(),
+            )
+        )
+    if stop:
+        problems.insert(0, f"{stop.task} failed: {stop.reason}")
     summary = run_summary(
-        context["run_id"], f"{start.isoformat()} → {end.isoformat()}", counts or {}, problems
+        context["run_id"], f"{start.isoformat()} → {end.isoformat()}", outcomes, problems
     )
     for line in summary.splitlines():
         log.info("%s", line)

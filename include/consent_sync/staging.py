@@ -25,6 +25,7 @@ VALIDATION_REPORT = "validation.json"
 PLANNED = "planned.parquet"  # rows decided at plan time (skipped, dry run, given up)
 BATCHES = "batches"
 RESULTS = "results"
+FAILURES = "failures"  # one note per failed task: why it failed, for the run record
 DAILY_LIMIT = "daily_limit_reached.txt"  # a push met HubSpot's daily limit: send nothing more
 
 
