@@ -28,10 +28,12 @@ per contact and subscription to HubSpot's Communication Preferences API, and wri
 change to `hubspot_consent_sync_results`.
 
 **Tasks**: wait_for_turn → extract → validate → plan → push (one mapped task per batch, pool
-`hubspot_api`) → load_results → report. `wait_for_turn` holds a run until no other run is
+`hubspot_api`) → load_results → announce_ledger → report. `wait_for_turn` holds a run until no other run is
 between its extract and its load_results and no earlier run is still running, so runs
 (backfills included) take turns in date order. `load_results` and `report` run even when an earlier task failed, so
-every extracted change gets its ledger row; `report` fails the run if anything stopped early.
+every extracted change gets its ledger row. `announce_ledger` emits the ledger Asset's event only
+when the run wrote rows and nothing stopped it. `report` records the run in
+`hubspot_consent_sync_runs`, sends alerts, and fails the run if anything stopped early.
 
 **Params** (Trigger → trigger form): `dry_run` plans without sending; `emails` restricts the run
 to some contacts; `resync` sends the latest state again for keys changed in the interval;
@@ -132,9 +134,13 @@ def hubspot_consent_sync():
     def plan(validated: dict, **context) -> list[dict]:
         return runtime.plan(context, parallel_tasks=PUSH_PARALLELISM)
 
-    @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[LEDGER])
+    @task(trigger_rule=TriggerRule.ALL_DONE)
     def load_results(**context) -> dict:
-        return runtime.load_results(context, LEDGER)
+        return runtime.load_results(context)
+
+    @task(outlets=[LEDGER])
+    def announce_ledger(counts: dict, **context) -> None:
+        runtime.announce_ledger(context, counts, LEDGER)
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def report(counts: dict | None, **context) -> None:
@@ -153,7 +159,7 @@ def hubspot_consent_sync():
     ).expand(batch=batches)
     counts = load_results()
     push >> counts
-    report(counts)
+    announce_ledger(counts) >> report(counts)
 
 
 hubspot_consent_sync()

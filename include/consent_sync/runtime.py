@@ -118,7 +118,7 @@ def plan(context: dict[str, Any], parallel_tasks: int) -> list[dict[str, Any]]:
     return [{**batch, "resubscribe_guard": guard} for batch in batches]
 
 
-def load_results(context: dict[str, Any], ledger_asset) -> dict[str, int]:
+def load_results(context: dict[str, Any]) -> dict[str, int]:
     from include.consent_sync.ledger import RunFacts
 
     start, end = interval(context)
@@ -130,9 +130,25 @@ def load_results(context: dict[str, Any], ledger_asset) -> dict[str, int]:
         max_attempts=int(context["params"]["max_attempts"]),
     )
     with open_warehouse() as warehouse:
-        counts = pipeline.load_results(warehouse, run_folder(context), facts)
-    context["outlet_events"][ledger_asset].extra = {"dag_run_id": facts.dag_run_id, **counts}
-    return counts
+        return pipeline.load_results(warehouse, run_folder(context), facts)
+
+
+def announce_ledger(context: dict[str, Any], counts: dict[str, int], ledger_asset) -> None:
+    """Emit the ledger Asset's event only when this run wrote rows and no step stopped it.
+
+    Skipping the task is how it emits nothing: downstream DAGs (reconciliation) wake for real
+    changes only, never for a night of 0 rows or a run stopped by a gate.
+    """
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    ti = context["ti"]
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+    stopped = sorted(t for t, s in states.items() if s in ("failed", "upstream_failed"))
+    if stopped:
+        raise AirflowSkipException(f"no ledger event: the run stopped early ({', '.join(stopped)})")
+    if not sum(counts.values()):
+        raise AirflowSkipException("no ledger event: the run recorded no ledger rows")
+    context["outlet_events"][ledger_asset].extra = {"dag_run_id": ti.run_id, **counts}
 
 
 def task_key(ti) -> str:
@@ -159,12 +175,75 @@ def _failure_notes(folder) -> dict[str, str]:
     return {p.name.removesuffix(".txt"): p.read_text() for p in notes.iterdir()}
 
 
+ALERTS_VARIABLE = "consent_sync_alerts"
+
+
+def alert_settings():
+    """The alert settings from the Variable ``consent_sync_alerts`` (absent: defaults, log only)."""
+    import json
+
+    from airflow.sdk import Variable
+
+    from include.consent_sync.alerts import AlertSettings
+
+    raw = Variable.get(ALERTS_VARIABLE, default=None)
+    try:
+        values = json.loads(raw) if raw else {}
+    except ValueError as exc:
+        raise ValueError(f"Variable {ALERTS_VARIABLE} is not valid JSON: {exc}") from exc
+    return AlertSettings.from_mapping(values)
+
+
+def send_alert(alert, settings, context: dict[str, Any]) -> None:
+    """Send ``alert`` through the configured notifiers; the task log always gets the text.
+
+    Any notifier may fail (mail server down): the others still send, and the task then fails,
+    naming which did not.
+    """
+    notifiers = {}
+    if settings.smtp_conn_id:
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+        html = "<pre>" + alert.body.replace("&", "&amp;").replace("<", "&lt;") + "</pre>"
+        notifiers["email"] = SmtpNotifier(
+            to=list(settings.email_to),
+            from_email=settings.email_from,
+            subject=alert.subject,
+            html_content=html,
+            smtp_conn_id=settings.smtp_conn_id,
+        )
+    if settings.slack_webhook_conn_id:
+        from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+
+        notifiers["slack"] = SlackWebhookNotifier(
+            slack_webhook_conn_id=settings.slack_webhook_conn_id,
+            text=f"*{alert.subject}*\n{alert.body}",
+        )
+    log.warning("ALERT %s\n%s", alert.subject, alert.body)
+    if not notifiers:
+        log.warning(
+            "(no notifier configured in Variable %s: the alert is in this log only)",
+            ALERTS_VARIABLE,
+        )
+    undelivered = []
+    for name, notifier in notifiers.items():
+        try:
+            # notify(), not the callback protocol: the text is final, never a Jinja template.
+            notifier.notify(context)
+            log.info("alert sent by %s", name)
+        except Exception as exc:  # noqa: BLE001 - one notifier down must not silence the others
+            log.error("alert not sent by %s: %s", name, exc)
+            undelivered.append(f"{name} ({type(exc).__name__}: {exc})")
+    if undelivered:
+        raise RuntimeError(f"alert not delivered by {', '.join(undelivered)}")
+
+
 def report(context: dict[str, Any], counts: dict[str, int] | None) -> None:
     """Record the run, log its summary; fail the run if a step stopped early, naming it."""
     from airflow.configuration import conf
     from airflow.sdk.exceptions import AirflowFailException
 
-    from include.consent_sync import run_record
+    from include.consent_sync import alerts, run_record
     from include.consent_sync.report import run_summary
 
     ti = context["ti"]
@@ -181,32 +260,38 @@ def report(context: dict[str, Any], counts: dict[str, int] | None) -> None:
     stop = run_record.first_stop(states, _failure_notes(folder), list(context["dag"].task_dict))
     start, end = interval(context)
     run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
+    settings = alert_settings()
     with open_warehouse() as warehouse:
         warehouse.ensure_ledger()
         # The run's own rows, through the ledger's primary key: right even if load_results failed.
         outcomes = Counter(warehouse.run_outcomes(ti.run_id)["outcome"].to_pylist())
-        warehouse.record_run(
-            run_record.record_values(
+        record = run_record.record_values(
+            ti.run_id,
+            outcomes,
+            interval_start=start,
+            interval_end=end,
+            started_at=dag_run.start_date,
+            finished_at=datetime.now(UTC),
+            run_type=str(run_type),
+            state="failed" if problems else "success",
+            dry_run_param=bool(params["dry_run"]),
+            resync=bool(params["resync"]),
+            emails_count=len(params["emails"] or ()),
+            failed_task=stop.task if stop else None,
+            failure_reason=stop.reason if stop else None,
+            ui_url=run_record.run_url(
+                conf.get("api", "base_url", fallback="http://localhost:8080/"),
+                ti.dag_id,
                 ti.run_id,
-                outcomes,
-                interval_start=start,
-                interval_end=end,
-                started_at=dag_run.start_date,
-                finished_at=datetime.now(UTC),
-                run_type=str(run_type),
-                state="failed" if problems else "success",
-                dry_run_param=bool(params["dry_run"]),
-                resync=bool(params["resync"]),
-                emails_count=len(params["emails"] or ()),
-                failed_task=stop.task if stop else None,
-                failure_reason=stop.reason if stop else None,
-                ui_url=run_record.run_url(
-                    conf.get("api", "base_url", fallback="http://localhost:8080/"),
-                    ti.dag_id,
-                    ti.run_id,
-                ),
-                daily_limit_reached=(folder / staging.DAILY_LIMIT).exists(),
-            )
+            ),
+            daily_limit_reached=(folder / staging.DAILY_LIMIT).exists(),
+        )
+        warehouse.record_run(record)
+        alert = alerts.compose(
+            record,
+            warehouse.earlier_run_records(end, settings.idle_nights),
+            warehouse.top_reasons(ti.run_id),
+            settings,
         )
     if stop:
         problems.insert(0, f"{stop.task} failed: {stop.reason}")
@@ -215,5 +300,7 @@ def report(context: dict[str, Any], counts: dict[str, int] | None) -> None:
     )
     for line in summary.splitlines():
         log.info("%s", line)
+    if alert:
+        send_alert(alert, settings, context)
     if problems:
         raise AirflowFailException("; ".join(problems))

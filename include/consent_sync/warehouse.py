@@ -102,6 +102,21 @@ class Warehouse:
         """Insert or update one run's record (see :mod:`include.consent_sync.run_record`)."""
         self.execute(load_sql("upsert_run_record"), values)
 
+    def earlier_run_records(self, interval_end, limit: int) -> list[dict[str, Any]]:
+        """Records of the runs with an earlier interval end, newest first."""
+        params = {"interval_end": interval_end, "limit": limit}
+        return self.query_arrow(load_sql("earlier_run_records"), params).to_pylist()
+
+    def top_reasons(self, dag_run_id: str) -> list:
+        """A run's non-synced rows, grouped (see :class:`include.consent_sync.alerts.Reason`)."""
+        from include.consent_sync.alerts import Reason
+
+        rows = self.query_arrow(load_sql("run_top_reasons"), {"dag_run_id": dag_run_id})
+        return [
+            Reason(r["outcome"], r["category"], r["row_count"], r["example_email"])
+            for r in rows.to_pylist()
+        ]
+
     def run_outcomes(self, dag_run_id: str):
         """One run's ledger rows as an Arrow table of ``change_id`` and ``outcome``."""
         return self.query_arrow(load_sql("run_outcomes"), {"dag_run_id": dag_run_id})

@@ -1,6 +1,7 @@
 """Every run leaves a record in hubspot_consent_sync_runs, whatever happened to it; a DAILY limit
 met while reading or writing defers the rest without failing the run."""
 
+import sqlite3
 from datetime import timedelta
 
 import pytest
@@ -35,7 +36,8 @@ def test_every_kind_of_run_is_recorded(airflow, warehouse, sandbox):
     assert empty["changes"] == 0 and empty["state"] == "success"
     assert empty["run_type"] == "manual" and empty["dry_run_param"] is False
     assert empty["ui_url"].endswith(
-        "/dags/hubspot_consent_sync/runs/" + empty["dag_run_id"].replace(":", "%3A").replace("+", "%2B")
+        "/dags/hubspot_consent_sync/runs/"
+        + empty["dag_run_id"].replace(":", "%3A").replace("+", "%2B")
     )
     assert empty["started_at"] <= empty["finished_at"]
 
@@ -59,7 +61,7 @@ def test_every_kind_of_run_is_recorded(airflow, warehouse, sandbox):
 
     # Failed in push: HubSpot refuses the token.
     sandbox.script([{"status": 401, "category": "INVALID_AUTHENTICATION", "times": 50}])
-    run_night(airflow, NIGHTS[3], check=False, resubscribe_guard=False)
+    output = run_night(airflow, NIGHTS[3], check=False, resubscribe_guard=False)
     failed = record(warehouse, NIGHTS[3])
     assert failed["state"] == "failed" and failed["failed_task"].startswith("push")
     assert "401" in failed["failure_reason"] and "sandbox-token" not in failed["failure_reason"]
@@ -67,6 +69,15 @@ def test_every_kind_of_run_is_recorded(airflow, warehouse, sandbox):
 
     runs = warehouse.rows("SELECT dag_run_id FROM hubspot_consent_sync_runs")
     assert len(runs) == 4
+
+    # The ledger Asset got an event from the one run that wrote rows and was not stopped.
+    with sqlite3.connect(airflow.home / "airflow.db") as metadata:
+        events = {row[0] for row in metadata.execute("SELECT source_run_id FROM asset_event")}
+    ours = {r["dag_run_id"] for r in runs}
+    assert events & ours == {dry["dag_run_id"]}
+
+    # Failed runs alert; with no notifier configured, the text is in the task log.
+    assert "ALERT [hubspot_consent_sync] run failed in push_" in output
 
 
 @pytest.mark.parametrize("where", ["reads", "writes"])

@@ -1,0 +1,222 @@
+"""Alert texts (pure) and their delivery to real local receivers: an SMTP server and a webhook."""
+
+import json
+import logging
+import threading
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from include.consent_sync.alerts import AlertSettings, Reason, compose, findings
+from include.consent_sync.run_record import record_values
+
+START = datetime(2026, 11, 20, 2, tzinfo=UTC)
+END = datetime(2026, 11, 21, 2, tzinfo=UTC)
+SETTINGS = AlertSettings()
+
+
+def record(run_id="scheduled__2026-11-21", state="success", **outcomes):
+    return record_values(
+        run_id,
+        outcomes,
+        interval_start=START,
+        interval_end=END,
+        state=state,
+        run_type="scheduled",
+        ui_url=f"http://airflow.local/dags/hubspot_consent_sync/runs/{run_id}",
+        daily_limit_reached=False,
+    )
+
+
+def test_a_quiet_night_needs_nobody():
+    assert compose(record(SYNCED=100, SKIPPED_SUPERSEDED=3), [], [], SETTINGS) is None
+
+
+def test_a_failed_run_names_the_task_the_reason_and_the_link():
+    failed = record(state="failed", DEFERRED=4) | {
+        "failed_task": "push_2",
+        "failure_reason": "HubSpotAuthError: HubSpot answered 401 for jane@example.com",
+    }
+    alert = compose(failed, [], [Reason("DEFERRED", None, 4)], SETTINGS)
+    assert alert.subject == "[hubspot_consent_sync] run failed in push_2"
+    assert "Task push_2 failed: HubSpotAuthError: HubSpot answered 401" in alert.body
+    assert "j***@example.com" in alert.body and "jane@example.com" not in alert.body
+    assert "http://airflow.local/dags/hubspot_consent_sync/runs/" in alert.body
+    assert "2026-11-20T02:00:00+00:00 → 2026-11-21T02:00:00+00:00" in alert.body
+
+
+def test_each_reason_a_succeeded_night_needs_a_person():
+    night = record(SYNCED=90, REJECTED=5, FAILED=2, DEFERRED=3, INVALID=4) | {
+        "daily_limit_reached": True
+    }
+    found = findings(night, [], SETTINGS)
+    assert [f.split(":")[0] for f in found] == [
+        "REJECTED",
+        "FAILED",
+        "DEFERRED",
+        "HubSpot's DAILY API limit was reached",
+        "INVALID",
+    ]
+    assert "5 of 97 changes sent (5.2%, above 1.0%)" in found[0]
+    assert "4 of 104 changes (3.8%, above the warning level 2.0%)" in found[4]
+    reasons = [Reason("REJECTED", "VALIDATION_ERROR", 5, "bob@example.org")]
+    alert = compose(night, [], reasons, SETTINGS)
+    assert "- REJECTED VALIDATION_ERROR: 5 rows, e.g. b***@example.org" in alert.body
+    assert "bob@example.org" not in alert.body
+
+
+def test_nights_in_a_row_that_sent_nothing():
+    dry = [record(f"r{i}", DRY_RUN=10) for i in range(3)]
+    assert findings(dry[0], dry[1:2], SETTINGS) == []  # two nights: not yet
+    (finding,) = findings(dry[0], dry[1:], SETTINGS)
+    assert finding.startswith("3 runs in a row sent nothing to HubSpot (dry run or disarmed)")
+    broken = [dry[1], record("sent", SYNCED=1), dry[2]]
+    assert findings(dry[0], broken, SETTINGS) == []
+
+
+def test_bad_settings_say_what_is_wrong():
+    with pytest.raises(ValueError, match=r"unknown keys \['smtp'\]"):
+        AlertSettings.from_mapping({"smtp": "x"})
+    with pytest.raises(ValueError, match="smtp_conn_id needs email_to"):
+        AlertSettings.from_mapping({"smtp_conn_id": "smtp_alerts"})
+    with pytest.raises(ValueError, match="rejected_share must be between 0 and 1"):
+        AlertSettings.from_mapping({"rejected_share": 5})
+
+
+# -- delivery ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def smtp_server():
+    from aiosmtpd.controller import Controller
+
+    class Inbox:
+        def __init__(self):
+            self.messages = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.messages.append(envelope)
+            return "250 OK"
+
+    import socket
+
+    with socket.socket() as probe:  # a free port: the controller cannot report one it chose
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    inbox = Inbox()
+    inbox.port = port
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox
+    controller.stop()
+
+
+@pytest.fixture
+def webhook_server():
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append({"path": self.path, "json": json.loads(body)})
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.received = received
+    yield server
+    server.shutdown()
+
+
+def failed_alert():
+    failed = record(state="failed", DEFERRED=4) | {
+        "failed_task": "push_0",
+        "failure_reason": "HubSpotAuthError: 401 for jane@example.com",
+    }
+    return compose(failed, [], [Reason("DEFERRED", None, 4, "jane@example.com")], SETTINGS)
+
+
+def test_an_alert_reaches_a_real_smtp_server_and_a_slack_webhook(
+    monkeypatch, smtp_server, webhook_server
+):
+    from include.consent_sync.runtime import send_alert
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMTP_ALERTS",
+        json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": smtp_server.port,
+                "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "sync@x.org"},
+            }
+        ),
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SLACK_ALERTS",
+        json.dumps(
+            {
+                "conn_type": "slackwebhook",
+                "host": f"http://127.0.0.1:{webhook_server.server_port}",
+                "password": "T000/B000/XXXX",
+            }
+        ),
+    )
+    settings = AlertSettings.from_mapping(
+        {
+            "smtp_conn_id": "smtp_alerts",
+            "email_to": "dpo@example.org",
+            "email_from": "sync@example.org",
+            "slack_webhook_conn_id": "slack_alerts",
+        }
+    )
+    alert = failed_alert()
+    send_alert(alert, settings, {})
+
+    (mail,) = smtp_server.messages
+    assert mail.rcpt_tos == ["dpo@example.org"]
+    from email import message_from_bytes
+
+    message = message_from_bytes(mail.original_content)
+    assert message["Subject"] == alert.subject
+    html = "".join(
+        part.get_payload(decode=True).decode()
+        for part in message.walk()
+        if part.get_content_type() == "text/html"
+    )
+    assert "Task push_0 failed: HubSpotAuthError: 401 for j***@example.com" in html
+    assert "jane@example.com" not in mail.original_content.decode()
+
+    (post,) = webhook_server.received
+    assert post["path"] == "/T000/B000/XXXX"
+    assert post["json"]["text"] == f"*{alert.subject}*\n{alert.body}"
+    assert "jane@example.com" not in json.dumps(post["json"])
+
+
+def test_without_a_notifier_the_alert_goes_to_the_log(caplog):
+    from include.consent_sync.runtime import send_alert
+
+    alert = failed_alert()
+    with caplog.at_level(logging.WARNING):
+        send_alert(alert, AlertSettings(), {})
+    assert alert.subject in caplog.text and alert.body in caplog.text
+    assert "no notifier configured" in caplog.text
+
+
+def test_a_notifier_that_cannot_deliver_fails_loudly(monkeypatch):
+    from include.consent_sync.runtime import send_alert
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SLACK_DOWN",
+        json.dumps(
+            {"conn_type": "slackwebhook", "host": "http://127.0.0.1:9", "password": "T/B/X"}
+        ),
+    )
+    with pytest.raises(RuntimeError, match="alert not delivered by slack"):
+        send_alert(failed_alert(), AlertSettings(slack_webhook_conn_id="slack_down"), {})
