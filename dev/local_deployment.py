@@ -113,6 +113,7 @@ class LocalDeployment:
     :param schedule: False stops the scheduler from creating the nightly runs
         (``[scheduler] use_job_schedule``); backfills and triggered runs still run. Tests use it
         so that only the runs they create touch their data.
+    :param extra_env: more environment for every component (Variables, connections, settings).
     """
 
     def __init__(
@@ -126,6 +127,7 @@ class LocalDeployment:
         sandbox_flags: tuple[str, ...] = (),
         hubspot_extras: dict | None = None,
         schedule: bool = True,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.home = Path(home).resolve()
         self.database = database
@@ -137,6 +139,7 @@ class LocalDeployment:
         self.sandbox_flags = sandbox_flags
         self.hubspot_extras = hubspot_extras or {}
         self.schedule = schedule
+        self.extra_env = extra_env or {}
         self.password_file = self.home / "simple_auth_manager_passwords.json"
         self.logs = self.home / "logs-processes"
         self.sandbox: SandboxProcess | None = None
@@ -170,6 +173,7 @@ class LocalDeployment:
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.password_file),
+            **self.extra_env,
         }
 
     def env(self) -> dict[str, str]:

@@ -220,3 +220,61 @@ def test_a_notifier_that_cannot_deliver_fails_loudly(monkeypatch):
     )
     with pytest.raises(RuntimeError, match="alert not delivered by slack"):
         send_alert(failed_alert(), AlertSettings(slack_webhook_conn_id="slack_down"), {})
+
+
+def deadline_context(run_type):
+    # What Airflow hands a Deadline Alert's callback (Deadline.handle_miss: the run as the REST
+    # API shows it, and the deadline).
+    return {
+        "dag_run": {
+            "dag_run_id": f"{run_type}__2026-11-21T02:00:00+00:00",
+            "dag_id": "hubspot_consent_sync",
+            "run_type": run_type,
+            "state": "running",
+            "data_interval_start": "2026-11-20T02:00:00Z",
+            "data_interval_end": "2026-11-21T02:00:00Z",
+            "queued_at": "2026-11-21T02:00:05Z",
+            "start_date": "2026-11-21T02:00:06Z",
+        },
+        "deadline": {"id": "d1", "deadline_time": datetime(2026, 11, 21, 6, 0, 5, tzinfo=UTC)},
+    }
+
+
+def test_a_late_nightly_run_alerts_through_the_webhook(monkeypatch, webhook_server):
+    import asyncio
+
+    from include.consent_sync.runtime import deadline_missed
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SLACK_ALERTS",
+        json.dumps(
+            {
+                "conn_type": "slackwebhook",
+                "host": f"http://127.0.0.1:{webhook_server.server_port}",
+                "password": "T000/B000/XXXX",
+            }
+        ),
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_VAR_CONSENT_SYNC_ALERTS", json.dumps({"slack_webhook_conn_id": "slack_alerts"})
+    )
+    asyncio.run(deadline_missed(deadline_context("backfill")))
+    assert webhook_server.received == []  # backfills wait their turn: no alert
+    asyncio.run(deadline_missed(deadline_context("scheduled")))
+    (post,) = webhook_server.received
+    text = post["json"]["text"]
+    assert "run not finished by its deadline: scheduled__2026-11-21T02:00:00+00:00" in text
+    assert "has not finished by its deadline 2026-11-21T06:00:05+00:00; it is running" in text
+    assert "/dags/hubspot_consent_sync/runs/scheduled__2026-11-21T02%3A00%3A00%2B00%3A00" in text
+
+
+def test_the_deadline_is_configured_in_minutes(monkeypatch):
+    from datetime import timedelta
+
+    from include.consent_sync.runtime import deadline_interval
+
+    monkeypatch.setenv("CONSENT_SYNC_DEADLINE_MINUTES", "90")
+    assert deadline_interval() == timedelta(minutes=90)
+    monkeypatch.setenv("CONSENT_SYNC_DEADLINE_MINUTES", "soon")
+    with pytest.raises(ValueError, match="CONSENT_SYNC_DEADLINE_MINUTES='soon'"):
+        deadline_interval()

@@ -172,3 +172,26 @@ def compose(
 
 def _iso(value: Any) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def compose_deadline(dag_run: Mapping[str, Any], deadline_time: Any, ui_url: str) -> Alert:
+    """The alert for a run still unfinished at its deadline (from the Deadline Alert's context).
+
+    :param dag_run: the run as Airflow's REST API shows it (``dag_run_id``, ``run_type``,
+        ``state``, ``data_interval_start``/``_end``, ``queued_at``, ``start_date``).
+    """
+    run_id = dag_run.get("dag_run_id") or dag_run.get("run_id") or "(unknown run)"
+    lines = [
+        f"Run {run_id} ({dag_run.get('run_type') or 'run'}) has not finished by its deadline "
+        f"{_iso(deadline_time)}; it is {dag_run.get('state') or 'still going'}.",
+        f"Interval {_iso(dag_run.get('data_interval_start'))} → "
+        f"{_iso(dag_run.get('data_interval_end'))}; queued at {_iso(dag_run.get('queued_at'))}, "
+        f"started at {_iso(dag_run.get('start_date'))}.",
+        "Check whether it waits for its turn (wait_for_turn), paces at HubSpot's limit (push), "
+        "or is stuck; its ledger rows appear when load_results runs.",
+        f"Run in Airflow: {ui_url}",
+    ]
+    return Alert(
+        f"{SUBJECT_PREFIX} run not finished by its deadline: {run_id}",
+        mask_emails_in("\n".join(lines)),
+    )

@@ -238,6 +238,52 @@ def send_alert(alert, settings, context: dict[str, Any]) -> None:
         raise RuntimeError(f"alert not delivered by {', '.join(undelivered)}")
 
 
+DEADLINE_ENV = "CONSENT_SYNC_DEADLINE_MINUTES"
+DEFAULT_DEADLINE_MINUTES = 240
+
+
+def deadline_interval() -> timedelta:
+    """How long after it is queued a run should have finished (env, read when the DAG is parsed).
+
+    A Variable would be read when each run is created, and a missing one would stop the
+    scheduler from creating the nightly run: a deadline must never cost a night.
+    """
+    import os
+
+    raw = os.environ.get(DEADLINE_ENV, str(DEFAULT_DEADLINE_MINUTES))
+    try:
+        minutes = float(raw)
+    except ValueError:
+        minutes = 0
+    if minutes <= 0:
+        raise ValueError(f"{DEADLINE_ENV}={raw!r}: expected a positive number of minutes")
+    return timedelta(minutes=minutes)
+
+
+async def deadline_missed(context: dict[str, Any], **_: Any) -> None:
+    """The Deadline Alert's callback (runs in the triggerer): alert for a late nightly run.
+
+    Only scheduled runs alert: backfills and manual runs may wait their turn for hours.
+    """
+    import asyncio
+
+    from airflow.configuration import conf
+
+    from include.consent_sync.alerts import compose_deadline
+    from include.consent_sync.run_record import run_url
+
+    dag_run = context.get("dag_run") or {}
+    run_id = dag_run.get("dag_run_id") or dag_run.get("run_id") or ""
+    if dag_run.get("run_type") != "scheduled":
+        log.info("deadline passed for %s run %s: no alert", dag_run.get("run_type"), run_id)
+        return
+    url = run_url(conf.get("api", "base_url", fallback="http://localhost:8080/"), DAG_ID, run_id)
+    alert = compose_deadline(dag_run, (context.get("deadline") or {}).get("deadline_time"), url)
+    # Variables, connections and the notifiers' sends block: keep them off the event loop.
+    settings = await asyncio.to_thread(alert_settings)
+    await asyncio.to_thread(send_alert, alert, settings, context)
+
+
 def report(context: dict[str, Any], counts: dict[str, int] | None) -> None:
     """Record the run, log its summary; fail the run if a step stopped early, naming it."""
     from airflow.configuration import conf
