@@ -8,17 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import (
-    Asset,
-    AsyncCallback,
-    CronDataIntervalTimetable,
-    DeadlineAlert,
-    DeadlineReference,
-    Param,
-    TriggerRule,
-    dag,
-    task,
-)
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, TriggerRule, dag, task
 
 from hubspot_provider.operators.subscription_status import HubSpotSubscriptionStatusOperator
 from include.consent_sync import runtime, turns
@@ -66,12 +56,8 @@ ledger rows. CLI: `airflow backfill create --dag-id hubspot_consent_sync --from-
     start_date=datetime(2026, 11, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
-    # A nightly run still going CONSENT_SYNC_DEADLINE_MINUTES (240) after it was queued alerts.
-    deadline=DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_QUEUED_AT,
-        interval=runtime.deadline_interval(),
-        callback=AsyncCallback(runtime.deadline_missed),
-    ),
+    # A nightly run still going CONSENT_SYNC_DEADLINE_MINUTES after it was queued alerts.
+    deadline=runtime.nightly_deadline(),
     default_args={
         "retries": 2,
         "retry_delay": timedelta(minutes=1),

@@ -271,10 +271,14 @@ def test_a_late_nightly_run_alerts_through_the_webhook(monkeypatch, webhook_serv
 def test_the_deadline_is_configured_in_minutes(monkeypatch):
     from datetime import timedelta
 
-    from include.consent_sync.runtime import deadline_interval
+    from include.consent_sync.runtime import deadline_missed, nightly_deadline
 
+    monkeypatch.delenv("CONSENT_SYNC_DEADLINE_MINUTES", raising=False)
+    assert nightly_deadline() is None
     monkeypatch.setenv("CONSENT_SYNC_DEADLINE_MINUTES", "90")
-    assert deadline_interval() == timedelta(minutes=90)
+    alert = nightly_deadline()
+    assert alert.interval == timedelta(minutes=90)
+    assert alert.callback.path == f"{deadline_missed.__module__}.{deadline_missed.__name__}"
     monkeypatch.setenv("CONSENT_SYNC_DEADLINE_MINUTES", "soon")
     with pytest.raises(ValueError, match="CONSENT_SYNC_DEADLINE_MINUTES='soon'"):
-        deadline_interval()
+        nightly_deadline()

@@ -239,25 +239,34 @@ def send_alert(alert, settings, context: dict[str, Any]) -> None:
 
 
 DEADLINE_ENV = "CONSENT_SYNC_DEADLINE_MINUTES"
-DEFAULT_DEADLINE_MINUTES = 240
 
 
-def deadline_interval() -> timedelta:
-    """How long after it is queued a run should have finished (env, read when the DAG is parsed).
+def nightly_deadline():
+    """The DAG's Deadline Alert: a run still going CONSENT_SYNC_DEADLINE_MINUTES after it was
+    queued alerts (see :func:`deadline_missed`). None when the variable is not set.
 
-    A Variable would be read when each run is created, and a missing one would stop the
-    scheduler from creating the nightly run: a deadline must never cost a night.
+    An environment variable, read when the DAG is parsed: an Airflow Variable would be read when
+    each run is created, and a missing one would stop the scheduler from creating the run. Off by
+    default because ``airflow dags test`` (3.3.2) fails on a DAG with a deadline.
     """
     import os
 
-    raw = os.environ.get(DEADLINE_ENV, str(DEFAULT_DEADLINE_MINUTES))
+    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+
+    raw = os.environ.get(DEADLINE_ENV)
+    if not raw:
+        return None
     try:
         minutes = float(raw)
     except ValueError:
         minutes = 0
     if minutes <= 0:
         raise ValueError(f"{DEADLINE_ENV}={raw!r}: expected a positive number of minutes")
-    return timedelta(minutes=minutes)
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(minutes=minutes),
+        callback=AsyncCallback(deadline_missed),
+    )
 
 
 async def deadline_missed(context: dict[str, Any], **_: Any) -> None:
