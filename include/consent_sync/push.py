@@ -33,7 +33,7 @@ class _StagedResults:
         self.journal.write(row)
         self.progress.advance(row["outcome"])
 
-    def defer(self, rows: list[dict], reason: str) -> None:
+    def defer_for_daily_limit(self, rows: list[dict]) -> None:
         for row in rows:
             self.add(
                 _result_row(
@@ -41,7 +41,7 @@ class _StagedResults:
                     Outcome.DEFERRED,
                     http_status=429,
                     error_category="DAILY_LIMIT",
-                    error_message=reason,
+                    error_message=DAILY_LIMIT_MESSAGE,
                 )
             )
 
@@ -90,7 +90,7 @@ def push_batch(
                 daily_limit_marker.read_text().strip(),
                 len(todo),
             )
-            staged.defer(todo, DAILY_LIMIT_MESSAGE)
+            staged.defer_for_daily_limit(todo)
             todo = []
         finished: set[str] = set()
         try:
@@ -120,7 +120,7 @@ def push_batch(
             )
             if daily_limit_marker is not None:
                 daily_limit_marker.write_text(f"{datetime.now(UTC).isoformat()} {label}: {exc}\n")
-            staged.defer(unsent, DAILY_LIMIT_MESSAGE)
+            staged.defer_for_daily_limit(unsent)
     log.info("%s", progress.line())
     return dict(Counter(results.read().column("outcome").to_pylist()))
 
