@@ -2,14 +2,13 @@
 
 import json
 import logging
-import threading
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from include.consent_sync.alerts import AlertSettings, Reason, compose, findings
 from include.consent_sync.run_record import record_values
+from tests.conftest import alert_env
 
 START = datetime(2026, 11, 20, 2, tzinfo=UTC)
 END = datetime(2026, 11, 21, 2, tzinfo=UTC)
@@ -87,53 +86,6 @@ def test_bad_settings_say_what_is_wrong():
 # -- delivery ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def smtp_server():
-    from aiosmtpd.controller import Controller
-
-    class Inbox:
-        def __init__(self):
-            self.messages = []
-
-        async def handle_DATA(self, server, session, envelope):
-            self.messages.append(envelope)
-            return "250 OK"
-
-    import socket
-
-    with socket.socket() as probe:  # a free port: the controller cannot report one it chose
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    inbox = Inbox()
-    inbox.port = port
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox
-    controller.stop()
-
-
-@pytest.fixture
-def webhook_server():
-    received = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append({"path": self.path, "json": json.loads(body)})
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    server.received = received
-    yield server
-    server.shutdown()
-
-
 def failed_alert():
     failed = record(state="failed", DEFERRED=4) | {
         "failed_task": "push_0",
@@ -145,37 +97,11 @@ def failed_alert():
 def test_an_alert_reaches_a_real_smtp_server_and_a_slack_webhook(
     monkeypatch, smtp_server, webhook_server
 ):
-    from include.consent_sync.runtime import send_alert
+    from include.consent_sync.runtime import alert_settings, send_alert
 
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SMTP_ALERTS",
-        json.dumps(
-            {
-                "conn_type": "smtp",
-                "host": "127.0.0.1",
-                "port": smtp_server.port,
-                "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "sync@x.org"},
-            }
-        ),
-    )
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SLACK_ALERTS",
-        json.dumps(
-            {
-                "conn_type": "slackwebhook",
-                "host": f"http://127.0.0.1:{webhook_server.server_port}",
-                "password": "T000/B000/XXXX",
-            }
-        ),
-    )
-    settings = AlertSettings.from_mapping(
-        {
-            "smtp_conn_id": "smtp_alerts",
-            "email_to": "dpo@example.org",
-            "email_from": "sync@example.org",
-            "slack_webhook_conn_id": "slack_alerts",
-        }
-    )
+    for name, value in alert_env(smtp_server, webhook_server).items():
+        monkeypatch.setenv(name, value)
+    settings = alert_settings()
     alert = failed_alert()
     send_alert(alert, settings, {})
 

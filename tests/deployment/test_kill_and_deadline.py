@@ -8,12 +8,10 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -34,28 +32,7 @@ RUN_TIMEOUT_S = 420
 
 
 @pytest.fixture
-def webhook():
-    received = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    server.received = received
-    yield server
-    server.shutdown()
-
-
-@pytest.fixture
-def nightly_deployment(postgres_warehouse, tmp_path, webhook):
+def nightly_deployment(postgres_warehouse, tmp_path, webhook_server):
     """The deployment with the nightly schedule on: it creates the latest night's run at once."""
     _require_redis()
     deployment = LocalDeployment(
@@ -79,7 +56,7 @@ def nightly_deployment(postgres_warehouse, tmp_path, webhook):
             "AIRFLOW_CONN_SLACK_ALERTS": json.dumps(
                 {
                     "conn_type": "slackwebhook",
-                    "host": f"http://127.0.0.1:{webhook.server_port}",
+                    "host": f"http://127.0.0.1:{webhook_server.server_port}",
                     "password": "T000/B000/XXXX",
                 }
             ),
@@ -105,7 +82,7 @@ def nightly_deployment(postgres_warehouse, tmp_path, webhook):
 
 
 def test_a_killed_push_resends_at_most_its_requests_in_flight_and_a_late_run_alerts(
-    nightly_deployment, postgres_warehouse, webhook
+    nightly_deployment, postgres_warehouse, webhook_server
 ):
     deployment = nightly_deployment
     run = wait_for(lambda: scheduled_run(deployment), "the scheduled nightly run", 120)
@@ -149,7 +126,7 @@ def test_a_killed_push_resends_at_most_its_requests_in_flight_and_a_late_run_ale
     assert (record["run_type"], record["state"], record["synced"]) == ("scheduled", "success", ROWS)
 
     # The run passed its deadline (15 s after it was queued): the triggerer sent the alert.
-    alerts = [post["text"] for post in webhook.received]
+    alerts = [post["json"]["text"] for post in webhook_server.received]
     assert any(f"run not finished by its deadline: {run_id}" in text for text in alerts), alerts
 
 

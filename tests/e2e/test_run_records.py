@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.conftest import change, insert_changes
+from tests.conftest import alert_env, change, insert_changes
 from tests.e2e.helpers import ledger, outcomes, utc
 from tests.e2e.test_sync_semantics import api_requests, run_night
 
@@ -99,3 +99,47 @@ def test_the_daily_limit_defers_the_rest_and_the_run_succeeds(airflow, warehouse
     # batch tasks sends at most its one refused request.
     refused = [r for r in api_requests(sandbox) if str(r["status"]) == "429"]
     assert len(refused) <= 4
+
+
+def test_a_night_that_needs_a_person_alerts_by_email_and_slack(
+    airflow, warehouse, sandbox, smtp_server, webhook_server
+):
+    from email import message_from_bytes
+
+    airflow.extra_env.update(alert_env(smtp_server, webhook_server))
+    insert_changes(warehouse, subscribers("r", 4, NIGHTS[0]))
+    sandbox.script(
+        [
+            {
+                "status": 400,
+                "category": "VALIDATION_ERROR",
+                "message": "Invalid subscriber r0@x.com",
+                "times": 1,
+                "match": {"path_contains": "/statuses/r0%40x.com"},
+            }
+        ]
+    )
+    output = run_night(airflow, NIGHTS[0], resubscribe_guard=False)
+    assert record(warehouse, NIGHTS[0])["rejected"] == 1
+    assert "alert sent by email" in output and "alert sent by slack" in output
+
+    (mail,) = smtp_server.messages
+    message = message_from_bytes(mail.original_content)
+    assert mail.rcpt_tos == ["dpo@example.org"]
+    assert message["Subject"] == "[hubspot_consent_sync] a run needs a look: REJECTED"
+    html = "".join(
+        part.get_payload(decode=True).decode()
+        for part in message.walk()
+        if part.get_content_type() == "text/html"
+    )
+    (post,) = webhook_server.received
+    text = post["json"]["text"]
+    for expected in (
+        "REJECTED: 1 of 4 changes sent (25.0%, above 1.0%)",
+        "- REJECTED VALIDATION_ERROR: 1 rows, e.g. r***@x.com",
+        "interval 2026-11-20T02:00:00+00:00 → 2026-11-21T02:00:00+00:00",
+        "SYNCED 3, REJECTED 1",
+    ):
+        assert expected in text and expected in html
+    for sent in (text, html):
+        assert "r0@x.com" not in sent and "sandbox-token" not in sent
