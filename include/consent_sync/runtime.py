@@ -133,6 +133,15 @@ def load_results(context: dict[str, Any]) -> dict[str, int]:
         return pipeline.load_results(warehouse, run_folder(context), facts)
 
 
+def task_states(ti) -> tuple[dict[str, str], list[str]]:
+    """This run's task states (``push_3`` for a mapped instance), and the tasks that stopped."""
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+    stopped = sorted(
+        task for task, state in states.items() if state in ("failed", "upstream_failed")
+    )
+    return states, stopped
+
+
 def announce_ledger(context: dict[str, Any], counts: dict[str, int], ledger_asset) -> None:
     """Emit the ledger Asset's event only when this run wrote rows and no step stopped it.
 
@@ -142,8 +151,7 @@ def announce_ledger(context: dict[str, Any], counts: dict[str, int], ledger_asse
     from airflow.sdk.exceptions import AirflowSkipException
 
     ti = context["ti"]
-    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
-    stopped = sorted(t for t, s in states.items() if s in ("failed", "upstream_failed"))
+    _, stopped = task_states(ti)
     if stopped:
         raise AirflowSkipException(f"no ledger event: the run stopped early ({', '.join(stopped)})")
     if not sum(counts.values()):
@@ -304,10 +312,7 @@ def report(context: dict[str, Any], counts: dict[str, int] | None) -> None:
     ti = context["ti"]
     dag_run = context["dag_run"]
     params = context["params"]
-    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
-    stopped = sorted(
-        task for task, state in states.items() if state in ("failed", "upstream_failed")
-    )
+    states, stopped = task_states(ti)
     problems = [f"task {task} did not succeed (see its log)" for task in stopped]
     if counts is None:
         problems.append("load_results did not record the run's outcomes")
@@ -315,7 +320,6 @@ def report(context: dict[str, Any], counts: dict[str, int] | None) -> None:
     stop = run_record.first_stop(states, _failure_notes(folder), list(context["dag"].task_dict))
     start, end = interval(context)
     run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
-    settings = alert_settings()
     with open_warehouse() as warehouse:
         warehouse.ensure_ledger()
         # The run's own rows, through the ledger's primary key: right even if load_results failed.
@@ -342,6 +346,7 @@ def report(context: dict[str, Any], counts: dict[str, int] | None) -> None:
             daily_limit_reached=(folder / staging.DAILY_LIMIT).exists(),
         )
         warehouse.record_run(record)
+        settings = alert_settings()  # after recording: a bad Variable never costs the record
         alert = alerts.compose(
             record,
             warehouse.earlier_run_records(end, settings.idle_nights),
