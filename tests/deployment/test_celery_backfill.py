@@ -39,7 +39,8 @@ REST_NIGHTS = NIGHTS[:3]
 ROWS_PER_NIGHT = 60
 # Contacts that change every night: only their latest change is ever sent.
 REGULARS = 6
-RUNS_TIMEOUT_S = 240
+# Bounded polling, generous: on a loaded 2-core machine three runs took about 4 minutes.
+RUNS_TIMEOUT_S = 420
 
 
 def night_changes(night: int) -> list[tuple]:
