@@ -53,9 +53,14 @@ def candidate_schema():
 
 
 def extract(warehouse: Warehouse, folder, window: Window) -> dict[str, Any]:
-    """Check the source schema, select the run's candidates and stage them as Parquet."""
+    """Check the source schema, select the run's candidates and stage them as Parquet.
+
+    A new try of the run starts from its candidates again: what an earlier try derived is
+    removed first, its pushed results kept (a row is never sent twice).
+    """
     from include.consent_sync.validation import check_source_schema
 
+    staging.clear_derived(folder)
     check_source_schema(warehouse.source_columns(SOURCE_TABLE))
     warehouse.ensure_ledger()
     warehouse.set_contact_filter(window.emails)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from include.consent_sync.contract import LEDGER_TABLE
+from include.consent_sync.email_key import key_email
 from include.consent_sync.run_record import record_values
 
 SQL_DIR = Path(__file__).parent / "sql"
@@ -54,7 +55,7 @@ class Warehouse:
         self.execute("DELETE FROM sync_contact_filter")
         import pyarrow as pa
 
-        emails = sorted({e.strip().lower() for e in emails})
+        emails = sorted({key_email(e) for e in emails})
         if emails:
             self.insert_arrow(
                 "sync_contact_filter", pa.table({"email": pa.array(emails, pa.string())})
@@ -140,20 +141,30 @@ class Warehouse:
         self.close()
 
 
+def _require_database_file(path: str | None) -> None:
+    if not path or path == ":memory:":
+        raise ValueError(
+            "a duckdb consent_warehouse connection needs host = the database file path "
+            "(an in-memory database would lose the ledger when the task ends)"
+        )
+
+
 class DuckDBWarehouse(Warehouse):
-    """A DuckDB database file (the embedded default)."""
+    """A DuckDB database file (the embedded default).
+
+    :param path: the database file.
+    :param connection: an open DuckDB connection to it (``DuckDBHook.get_conn()`` in a task);
+        opened here when None (dev scripts and tests).
+    """
 
     dialect = "duckdb"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, connection=None) -> None:
         import duckdb
 
-        if not path:
-            raise ValueError(
-                "a duckdb consent_warehouse connection needs host = the database file path"
-            )
+        _require_database_file(path)
         self.path = path
-        self.connection = duckdb.connect(path)
+        self.connection = connection if connection is not None else duckdb.connect(path)
         self.connection.execute("SET TimeZone = 'UTC'")
 
     @staticmethod
@@ -483,15 +494,28 @@ class _CsvSource:
                 return data
 
 
-def open_warehouse(connection) -> Warehouse:
-    """Open the warehouse an Airflow connection (``consent_warehouse``) points at."""
+def open_warehouse(conn_id: str) -> Warehouse:
+    """Open the warehouse the Airflow connection ``conn_id`` points at.
+
+    A ``duckdb`` connection opens through the DuckDB provider's ``DuckDBHook`` (host = database
+    file; its extras such as ``memory_limit`` and ``threads`` apply). A ``postgres`` connection
+    opens with psycopg2 (see :class:`PostgresWarehouse` for why not ``PostgresHook``).
+    """
+    from airflow.sdk import BaseHook
+
+    connection = BaseHook.get_connection(conn_id)
     conn_type = (connection.conn_type or "").lower()
     if conn_type == "duckdb":
-        return DuckDBWarehouse(connection.host)
+        from airflow.providers.duckdb.hooks.duckdb import DuckDBHook
+
+        hook = DuckDBHook(duckdb_conn_id=conn_id)
+        database = hook.get_database()
+        _require_database_file(database)  # before the hook opens anything
+        return DuckDBWarehouse(database, hook.get_conn())
     if conn_type in ("postgres", "postgresql"):
         return PostgresWarehouse.from_connection(connection)
     raise ValueError(
-        f"connection {connection.conn_id!r} has type {conn_type!r}: the warehouse must be a "
+        f"connection {conn_id!r} has type {conn_type!r}: the warehouse must be a "
         "'duckdb' connection (host = database file) or a 'postgres' connection "
         "(host, port, schema = database, login, password)"
     )

@@ -12,13 +12,15 @@
 -- PostgreSQL a CTE read twice is materialised without statistics, and the planner then joined
 -- it back with a nested loop (hours at a million rows). NULLS LAST is explicit because the
 -- engines' default null order for DESC differs (PostgreSQL: first, DuckDB: last).
+-- A key's email is LOWER(TRIM(BOTH ' ' FROM email)): a bare TRIM also strips no-break and other
+-- Unicode spaces on DuckDB but not on PostgreSQL (email_key.py is the same in Python and Arrow).
 WITH source AS (
     SELECT c.change_id, c.email, c.subscription_id, c.channel, c.status_state, c.legal_basis,
-           c.legal_basis_explanation, c.changed_at, LOWER(TRIM(c.email)) AS key_email,
+           c.legal_basis_explanation, c.changed_at, LOWER(TRIM(BOTH ' ' FROM c.email)) AS key_email,
            CASE
                WHEN c.email IS NOT NULL AND c.subscription_id IS NOT NULL AND c.channel IS NOT NULL
                THEN FIRST_VALUE(CASE WHEN c.changed_at IS NOT NULL THEN c.change_id END) OVER (
-                        PARTITION BY LOWER(TRIM(c.email)), c.subscription_id, c.channel
+                        PARTITION BY LOWER(TRIM(BOTH ' ' FROM c.email)), c.subscription_id, c.channel
                         ORDER BY c.changed_at DESC NULLS LAST, c.change_id DESC NULLS LAST
                     )
            END AS key_latest_change_id
@@ -36,7 +38,7 @@ failures AS (
     GROUP BY change_id
 ),
 synced AS (
-    SELECT LOWER(TRIM(email)) AS key_email, subscription_id, channel,
+    SELECT LOWER(TRIM(BOTH ' ' FROM email)) AS key_email, subscription_id, channel,
            MAX(changed_at) AS key_synced_changed_at,
            CASE
                WHEN MAX(sent_at) FILTER (WHERE status_state = 'UNSUBSCRIBED') = MAX(sent_at)
@@ -44,7 +46,7 @@ synced AS (
            END AS key_sent_unsubscribed_at
     FROM hubspot_consent_sync_results
     WHERE outcome = 'SYNCED'
-    GROUP BY LOWER(TRIM(email)), subscription_id, channel
+    GROUP BY LOWER(TRIM(BOTH ' ' FROM email)), subscription_id, channel
 )
 SELECT s.change_id, s.email, s.subscription_id, s.channel, s.status_state, s.legal_basis,
        s.legal_basis_explanation, s.changed_at,

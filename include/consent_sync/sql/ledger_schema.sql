@@ -60,7 +60,7 @@ SELECT email, subscription_id, channel, status_state, legal_basis, changed_at, c
 FROM (
     SELECT r.*,
            ROW_NUMBER() OVER (
-               PARTITION BY LOWER(TRIM(r.email)), r.subscription_id, r.channel
+               PARTITION BY LOWER(TRIM(BOTH ' ' FROM r.email)), r.subscription_id, r.channel
                ORDER BY r.changed_at DESC, r.change_id DESC, r.sent_at DESC
            ) AS position
     FROM hubspot_consent_sync_results r
