@@ -32,10 +32,12 @@ per contact and subscription to HubSpot's Communication Preferences API, and wri
 change to `hubspot_consent_sync_results`.
 
 **Tasks**: wait_for_turn → extract → validate → plan → push (one mapped task per batch, pool
-`hubspot_api`) → load_results → report. `wait_for_turn` holds a run until no other run is
+`hubspot_api`) → load_results → announce_ledger → report. `wait_for_turn` holds a run until no other run is
 between its extract and its load_results and no earlier run is still running, so runs
 (backfills included) take turns in date order. `load_results` and `report` run even when an earlier task failed, so
-every extracted change gets its ledger row; `report` fails the run if anything stopped early.
+every extracted change gets its ledger row. `announce_ledger` emits the ledger Asset's event only
+when the run wrote rows and nothing stopped it. `report` records the run in
+`hubspot_consent_sync_runs`, sends alerts, and fails the run if anything stopped early.
 
 **Live switch**: the Airflow Variable `consent_sync_live`. Until it is `true` the sync is
 DISARMED: runs only plan and write DRY_RUN rows, and the plan log and the report say
@@ -69,11 +71,15 @@ sent), and re-running an interval adds no duplicate ledger rows. CLI: `airflow b
     start_date=datetime(2026, 11, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
+    # A nightly run still going CONSENT_SYNC_DEADLINE_MINUTES after it was queued alerts.
+    deadline=runtime.nightly_deadline(),
     default_args={
         "retries": 2,
         "retry_delay": timedelta(minutes=1),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=10),
+        # Why a task failed, kept for the run record that `report` writes.
+        "on_failure_callback": runtime.note_failure,
     },
     tags=["hubspot", "consent", "warehouse"],
     doc_md=DOC,
@@ -201,22 +207,26 @@ def hubspot_consent_sync():
             )
         return runtime.with_guard_choice(context, batches)
 
-    @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[LEDGER])
+    @task(trigger_rule=TriggerRule.ALL_DONE)
     def load_results(**context) -> dict:
         """Write one ledger row per considered change, whatever stage the run reached (runs even
-        when an earlier task failed); emits the ledger Asset with the run's counts."""
+        when an earlier task failed), and the run's counts to its run record."""
         from include.consent_sync import pipeline
 
         facts = runtime.run_facts(context)
         with runtime.open_warehouse() as warehouse:
-            counts = pipeline.load_results(warehouse, runtime.run_folder(context), facts)
-        mode = runtime.run_mode(context).get("mode", "not planned")
-        context["outlet_events"][LEDGER].extra = {"dag_run_id": facts.dag_run_id, "mode": mode, **counts}
-        return counts
+            return pipeline.load_results(warehouse, runtime.run_folder(context), facts)
+
+    @task(outlets=[LEDGER])
+    def announce_ledger(counts: dict, **context) -> None:
+        """Emit the ledger Asset's event with the run's counts, only when the run wrote rows and
+        no step stopped it (skipped otherwise: a skipped task emits no event)."""
+        runtime.announce_ledger(context, counts, LEDGER)
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def report(counts: dict | None, **context) -> None:
-        """Log the run's counts per outcome; fail the run, naming the task, if a step stopped."""
+        """Record the run in `hubspot_consent_sync_runs` (every run), log its counts per outcome,
+        alert if it needs a person; fail the run, naming the task and why, if a step stopped."""
         runtime.summarise_run(context, counts)
 
     extracted = extract()
@@ -234,7 +244,7 @@ def hubspot_consent_sync():
     ).expand(batch=batches)
     counts = load_results()
     push >> counts
-    report(counts)
+    announce_ledger(counts) >> report(counts)
 
 
 hubspot_consent_sync()

@@ -108,6 +108,7 @@ class LocalDeployment:
         so that only the runs they create touch their data.
     :param ui: as :attr:`LocalAirflow.ui`: connections and Variables in the metadata database,
         the sync disarmed (`make deploy-local`); False (the tests): environment, live.
+    :param extra_env: more environment for every component (Variables, connections, settings).
     """
 
     def __init__(
@@ -122,6 +123,7 @@ class LocalDeployment:
         hubspot_extras: dict | None = None,
         schedule: bool = True,
         ui: bool = False,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.home = Path(home).resolve()
         self.database = database
@@ -134,6 +136,7 @@ class LocalDeployment:
         self.hubspot_extras = hubspot_extras or {}
         self.schedule = schedule
         self.ui = ui
+        self.extra_env = extra_env or {}
         self.password_file = self.home / "simple_auth_manager_passwords.json"
         self.logs = self.home / "logs-processes"
         self.sandbox: SandboxProcess | None = None
@@ -167,6 +170,7 @@ class LocalDeployment:
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.password_file),
+            **self.extra_env,
         }
 
     def env(self) -> dict[str, str]:

@@ -125,3 +125,91 @@ def no_backoff(monkeypatch):
     from hubspot_provider.hooks.hubspot import HubSpotHook
 
     monkeypatch.setattr(HubSpotHook, "_backoff_s", staticmethod(lambda attempt: 0.01))
+
+
+# -- real local receivers for alerts -----------------------------------------------------------
+
+
+@pytest.fixture
+def smtp_server():
+    """A local SMTP server (aiosmtpd); ``.messages``: the envelopes it received."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    class Inbox:
+        def __init__(self):
+            self.messages = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.messages.append(envelope)
+            return "250 OK"
+
+    with socket.socket() as probe:  # a free port: the controller cannot report one it chose
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    inbox = Inbox()
+    inbox.port = port
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox
+    controller.stop()
+
+
+@pytest.fixture
+def webhook_server():
+    """A local HTTP server that takes Slack webhook POSTs; ``.received``: path and JSON of each."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append({"path": self.path, "json": json.loads(body)})
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.received = received
+    yield server
+    server.shutdown()
+
+
+def alert_env(smtp_server, webhook_server) -> dict[str, str]:
+    """Environment giving Airflow the `smtp_alerts` and `slack_alerts` connections to the local
+    receivers, and the Variable consent_sync_alerts that picks both."""
+    import json
+
+    return {
+        "AIRFLOW_CONN_SMTP_ALERTS": json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": smtp_server.port,
+                "extra": {"disable_tls": True, "disable_ssl": True},
+            }
+        ),
+        "AIRFLOW_CONN_SLACK_ALERTS": json.dumps(
+            {
+                "conn_type": "slackwebhook",
+                "host": f"http://127.0.0.1:{webhook_server.server_port}",
+                "password": "T000/B000/XXXX",
+            }
+        ),
+        "AIRFLOW_VAR_CONSENT_SYNC_ALERTS": json.dumps(
+            {
+                "smtp_conn_id": "smtp_alerts",
+                "email_to": ["dpo@example.org"],
+                "email_from": "sync@example.org",
+                "slack_webhook_conn_id": "slack_alerts",
+            }
+        ),
+    }

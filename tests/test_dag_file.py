@@ -80,6 +80,7 @@ def test_dag_imports_without_errors_or_heavy_modules(tmp_path):
     assert facts["errors"] == {}
     assert facts["heavy"] == [], "DAG files must not import these at top level"
     assert facts["tasks"] == [
+        "announce_ledger",
         "extract",
         "load_results",
         "plan",

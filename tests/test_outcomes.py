@@ -8,6 +8,7 @@ import pytest
 
 from include.consent_sync.contract import FINAL_OUTCOMES, Outcome
 from include.consent_sync.report import run_summary
+from include.consent_sync.run_record import COLUMNS, count_columns
 from include.consent_sync.warehouse import load_sql
 
 ROOT = Path(__file__).parents[1]
@@ -41,13 +42,15 @@ def test_outcome_lists_name_outcomes_and_the_final_list_is_whole(source):
             assert names == NOT_FINAL, (source.name, names)
 
 
-def test_the_runs_view_counts_every_outcome():
-    counted = dict(
-        re.findall(
-            r"COUNT\(\*\) FILTER \(WHERE outcome = '(\w+)'\) AS (\w+)", load_sql("ledger_schema")
-        )
-    )
-    assert counted == {outcome.value: outcome.value.lower() for outcome in Outcome}
+def test_the_run_records_count_every_outcome():
+    # One count column per outcome: in the record's columns, the table, the view and the upsert.
+    columns = [outcome.value.lower() for outcome in Outcome]
+    assert [c for c in COLUMNS if c in columns] == columns
+    assert list(count_columns({})) == ["changes", *columns]
+    for name in ("ledger_schema", "upsert_run_record"):
+        sql = load_sql(name)
+        for column in columns:
+            assert re.search(rf"\b{column}\b", sql), (name, column)
 
 
 def test_the_readme_table_is_the_contracts():

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -16,7 +17,7 @@ from dev.local_airflow import PROJECT
 from hubspot_provider.hooks.hubspot import HubSpotAuthError, HubSpotHook
 from include.consent_sync.contract import result_schema, source_schema
 from include.consent_sync.push import push_batch
-from include.consent_sync.staging import ResultParts, write_table
+from include.consent_sync.staging import ResultJournal, write_table
 
 LOG = logging.getLogger("push-test")
 
@@ -59,7 +60,7 @@ def batch(tmp_path):
     return make
 
 
-def run(rows_path, results_path, guard=False):
+def run(rows_path, results_path, guard=False, marker=None):
     return push_batch(
         HubSpotHook(),
         rows_path=rows_path,
@@ -68,11 +69,12 @@ def run(rows_path, results_path, guard=False):
         resubscribe_guard=guard,
         log=LOG,
         progress_every_s=0.5,
+        daily_limit_marker=marker,
     )
 
 
 def staged(results_path):
-    return ResultParts(results_path, result_schema()).read().to_pylist()
+    return ResultJournal(results_path, result_schema()).read().to_pylist()
 
 
 def test_every_row_gets_one_result_and_the_sandbox_its_status(sandbox, hubspot_connection, batch):
@@ -90,8 +92,9 @@ def test_a_retry_resumes_with_the_rows_not_done(sandbox, hubspot_connection, bat
         | {"change_id": f"c{i:04d}", "outcome": "SYNCED", "attempts": 1}
         for i in range(4)
     ]
-    ResultParts(results_path, result_schema()).append(done)
-    (results_path / "part-torn.parquet").write_bytes(b"PAR1 cut short by a kill")
+    ResultJournal(results_path, result_schema()).append(done)
+    with (results_path / "journal-torn.jsonl").open("wb") as torn:
+        torn.write(b'{"change_id":"c0004","outcome":"SYN')  # cut short by a kill
     assert run(rows_path, results_path) == {"SYNCED": 10}
     sent = {r["email"] for r in sandbox.requests() if r["email"]}
     assert sent == {f"user{i}@example.com" for i in range(4, 10)}
@@ -105,6 +108,29 @@ def test_daily_limit_defers_the_rest_and_succeeds(sandbox, hubspot_connection, b
     assert counts == {"SYNCED": 3, "DEFERRED": 7}
     deferred = [r for r in staged(results_path) if r["outcome"] == "DEFERRED"]
     assert all(r["error_category"] == "DAILY_LIMIT" for r in deferred)
+
+
+def test_daily_limit_during_the_guards_read_defers_every_row_and_succeeds(
+    sandbox, hubspot_connection, batch, tmp_path
+):
+    hubspot_connection(batch_size=3)  # the guard reads 3 emails per request
+    rows_path, results_path = batch(6)
+    marker = tmp_path / "daily_limit_reached.txt"
+    sandbox.configure(daily_limit=1)
+    counts = run(rows_path, results_path, guard=True, marker=marker)
+    assert counts == {"DEFERRED": 6}
+    assert len(sandbox.requests()) == 2  # two reads, the second answered 429 DAILY; no write
+    assert marker.exists() and "push batch 0" in marker.read_text()
+
+
+def test_a_marked_daily_limit_sends_no_request(sandbox, hubspot_connection, batch, tmp_path):
+    # Another push task of the run, or an earlier attempt, met the limit: spend nothing on it.
+    rows_path, results_path = batch(5)
+    marker = tmp_path / "daily_limit_reached.txt"
+    marker.write_text("2026-11-21T02:10:00+00:00 push batch 1: daily limit reached\n")
+    assert run(rows_path, results_path, guard=True, marker=marker) == {"DEFERRED": 5}
+    assert sandbox.requests() == []
+    assert {r["error_category"] for r in staged(results_path)} == {"DAILY_LIMIT"}
 
 
 def test_auth_refusal_raises_after_staging_what_finished(sandbox, hubspot_connection, batch):
@@ -221,7 +247,9 @@ def test_a_push_killed_with_sigkill_resumes_without_losing_or_repeating_a_row(
     assert counts == {"SYNCED": 400}
     assert sorted(r["change_id"] for r in results) == [f"c{i:04d}" for i in range(400)]
     assert len(sandbox.statuses()) == 400
-    resent = [r["email"] for r in sandbox.requests() if r["email"]]
-    # Only rows in flight at the kill (never staged) may be sent twice; nothing staged is resent.
-    assert len(resent) - 400 <= 400 - len(before)
+    writes = Counter(r["email"] for r in sandbox.requests() if r["email"])
+    # Every answer was journaled before the next request started: only the requests in flight
+    # at the kill (max_in_flight, 4 by default) may have been sent twice.
+    assert sum(writes.values()) - 400 <= 4
+    assert set(writes.values()) <= {1, 2}
     assert json.dumps(counts)

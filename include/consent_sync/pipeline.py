@@ -167,6 +167,7 @@ def plan(
                 "rows": stop - start,
                 "rows_path": str(rows_path),
                 "results_path": str(folder / staging.RESULTS / f"batch-{index:05d}"),
+                "daily_limit_marker": str(folder / staging.DAILY_LIMIT),
             }
         )
     skipped = Counter(decided.decided["outcome"].to_pylist())
@@ -201,7 +202,7 @@ def load_results(warehouse: Warehouse, folder, facts) -> dict[str, int]:
 
     results_root = folder / staging.RESULTS
     pushed = [
-        staging.ResultParts(batch, result_schema()).read()
+        staging.ResultJournal(batch, result_schema()).read()
         for batch in (sorted(results_root.iterdir()) if results_root.exists() else [])
     ]
     rows = assemble_ledger(

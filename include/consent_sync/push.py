@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -13,10 +12,9 @@ from include.consent_sync.contract import Outcome, result_schema
 from include.consent_sync.masking import mask_email
 from include.consent_sync.progress import Progress
 from include.consent_sync.resubscribe_guard import newer_opt_outs
-from include.consent_sync.staging import ResultParts, read_table
+from include.consent_sync.staging import JournalWriter, ResultJournal, read_table
 
-FLUSH_EVERY_ROWS = 200
-FLUSH_EVERY_S = 5.0
+DAILY_LIMIT_MESSAGE = "not sent: HubSpot's daily API limit was reached; a later run sends it"
 
 
 def _result_row(change_id: str, outcome: Outcome, **facts: Any) -> dict[str, Any]:
@@ -26,27 +24,27 @@ def _result_row(change_id: str, outcome: Outcome, **facts: Any) -> dict[str, Any
 
 
 class _StagedResults:
-    """Buffers result rows and appends them to staging every few rows or seconds."""
+    """Journals each result as it arrives (durable before the next request starts) and counts it."""
 
-    def __init__(self, parts: ResultParts, progress: Progress) -> None:
-        self.parts = parts
+    def __init__(self, journal: JournalWriter, progress: Progress) -> None:
+        self.journal = journal
         self.progress = progress
-        self.buffer: list[dict[str, Any]] = []
-        self.flushed_at = time.monotonic()
 
     def add(self, row: dict[str, Any]) -> None:
-        self.buffer.append(row)
+        self.journal.write(row)
         self.progress.advance(row["outcome"])
-        if (
-            len(self.buffer) >= FLUSH_EVERY_ROWS
-            or time.monotonic() - self.flushed_at > FLUSH_EVERY_S
-        ):
-            self.flush()
 
-    def flush(self) -> None:
-        self.parts.append(self.buffer)
-        self.buffer = []
-        self.flushed_at = time.monotonic()
+    def defer_for_daily_limit(self, rows: list[dict]) -> None:
+        for row in rows:
+            self.add(
+                _result_row(
+                    row["change_id"],
+                    Outcome.DEFERRED,
+                    http_status=429,
+                    error_category="DAILY_LIMIT",
+                    error_message=DAILY_LIMIT_MESSAGE,
+                )
+            )
 
 
 def push_batch(
@@ -58,19 +56,22 @@ def push_batch(
     resubscribe_guard: bool,
     log: logging.Logger,
     progress_every_s: float = 10.0,
+    daily_limit_marker=None,
 ) -> dict[str, int]:
     """Send a batch's changes through ``hook`` (a :class:`HubSpotHook`); return counts per outcome.
 
     Rows with a staged result from an earlier attempt of this task are not sent again. A daily
-    limit stops sending; the rows not sent become DEFERRED (a later run sends them). An auth
-    refusal is raised after the finished rows are staged.
+    limit, met while reading (resubscribe guard) or writing, stops sending: the rows not sent
+    become DEFERRED (a later run sends them) and the task succeeds. It also writes
+    ``daily_limit_marker`` (a path in the run's staging folder), so that a retry or another push
+    task of the run defers its rows without spending a request. An auth refusal is raised after
+    the finished rows are staged.
     """
     from hubspot_provider.exceptions import HubSpotDailyLimitError
-    from hubspot_provider.hooks.hubspot import StatusChange
 
     rows = read_table(rows_path).to_pylist()
-    parts = ResultParts(results_path, result_schema())
-    done = set(parts.read().column("change_id").to_pylist())
+    results = ResultJournal(results_path, result_schema())
+    done = set(results.read().column("change_id").to_pylist())
     todo = [row for row in rows if row["change_id"] not in done]
     progress = Progress(label, len(rows), log, every_s=progress_every_s, done=len(rows) - len(todo))
     if done:
@@ -80,26 +81,24 @@ def push_batch(
             len(done),
             len(rows),
         )
-    staged = _StagedResults(parts, progress)
-    try:
-        if resubscribe_guard:
-            todo = _apply_resubscribe_guard(hook, todo, staged, log)
-        changes = [
-            StatusChange(
-                change_id=row["change_id"],
-                email=row["email"],
-                subscription_id=row["subscription_id"],
-                status_state=row["status_state"],
-                channel=row["channel"],
-                legal_basis=row["legal_basis"],
-                legal_basis_explanation=row["legal_basis_explanation"],
+    with results.writer() as journal:
+        staged = _StagedResults(journal, progress)
+        if todo and daily_limit_marker is not None and daily_limit_marker.exists():
+            log.warning(
+                "%s: HubSpot's daily limit was reached earlier in this run (%s); deferring %d "
+                "rows without sending",
+                label,
+                daily_limit_marker.read_text().strip(),
+                len(todo),
             )
-            for row in todo
-        ]
-        emails = {row["change_id"]: row["email"] for row in todo}
+            staged.defer_for_daily_limit(todo)
+            todo = []
         finished: set[str] = set()
         try:
-            for result in hook.write_statuses(changes):
+            if resubscribe_guard:
+                todo = _apply_resubscribe_guard(hook, todo, staged, log)
+            emails = {row["change_id"]: row["email"] for row in todo}
+            for result in hook.write_statuses([_status_change(row) for row in todo]):
                 finished.add(result.change_id)
                 outcome = outcome_of(result)
                 staged.add(_result_row(result.change_id, outcome, **ledger_facts(result)))
@@ -120,20 +119,25 @@ def push_batch(
                 exc,
                 len(unsent),
             )
-            for row in unsent:
-                staged.add(
-                    _result_row(
-                        row["change_id"],
-                        Outcome.DEFERRED,
-                        http_status=429,
-                        error_category="DAILY_LIMIT",
-                        error_message="not sent: HubSpot's daily API limit was reached; a later run sends it",
-                    )
-                )
-    finally:
-        staged.flush()
+            if daily_limit_marker is not None:
+                daily_limit_marker.write_text(f"{datetime.now(UTC).isoformat()} {label}: {exc}\n")
+            staged.defer_for_daily_limit(unsent)
     log.info("%s", progress.line())
-    return dict(Counter(parts.read().column("outcome").to_pylist()))
+    return dict(Counter(results.read().column("outcome").to_pylist()))
+
+
+def _status_change(row: dict):
+    from hubspot_provider.hooks.hubspot import StatusChange
+
+    return StatusChange(
+        change_id=row["change_id"],
+        email=row["email"],
+        subscription_id=row["subscription_id"],
+        status_state=row["status_state"],
+        channel=row["channel"],
+        legal_basis=row["legal_basis"],
+        legal_basis_explanation=row["legal_basis_explanation"],
+    )
 
 
 def _apply_resubscribe_guard(hook, rows: list[dict], staged: _StagedResults, log) -> list[dict]:

@@ -23,7 +23,8 @@ class PushBatchOperator(BaseOperator):
     every few seconds, so a retry after a crash resumes with the rows not yet done.
 
     :param batch: batch descriptor from the plan: ``index``, ``rows_path``, ``results_path``,
-        ``rows`` and, optionally, the run's ``resubscribe_guard`` choice (templated).
+        ``rows`` and, optionally, the run's ``resubscribe_guard`` choice and its
+        ``daily_limit_marker`` path (templated).
     :param hubspot_conn_id: the HubSpot connection.
     :param parallel_tasks: how many push tasks may run at once (their share of the rate limit).
     :param resubscribe_guard: read HubSpot first and skip SUBSCRIBED changes older than an
@@ -74,6 +75,11 @@ class PushBatchOperator(BaseOperator):
                 resubscribe_guard=guard,
                 log=self.log,
                 progress_every_s=self.progress_every_s,
+                daily_limit_marker=(
+                    ObjectStoragePath(self.batch["daily_limit_marker"])
+                    if self.batch.get("daily_limit_marker")
+                    else None
+                ),
             )
         except HubSpotAuthError as exc:
             # Every row would get the same answer: fail now, without Airflow retries.

@@ -7,9 +7,13 @@ retry of it, finds the same files without asking XCom for them.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
+import time
 import uuid
+from datetime import datetime
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -21,6 +25,8 @@ VALIDATION_REPORT = "validation.json"
 PLANNED = "planned.parquet"  # rows decided at plan time (skipped, dry run, given up)
 BATCHES = "batches"
 RESULTS = "results"
+FAILURES = "failures"  # one note per failed task: why it failed, for the run record
+DAILY_LIMIT = "daily_limit_reached.txt"  # a push met HubSpot's daily limit: send nothing more
 
 
 def run_folder(root: Any, dag_id: str, run_id: str) -> Any:
@@ -50,53 +56,123 @@ def read_table(path, schema=None):
         return pq.read_table(handle)
 
 
-class ResultParts:
-    """Per-row push results of one batch, appended as small Parquet parts while the push runs.
+class ResultJournal:
+    """Per-row push results of one batch: JSON lines, each durable before the next request starts.
 
-    A retried push reads the parts already written and skips those rows, so a task killed
-    mid-batch resumes where it stopped and no row is counted twice. A part cut short by the kill
-    is unreadable and ignored: its rows are simply sent again (status writes are idempotent).
+    Every attempt of the push task writes its own ``journal-<uuid>.jsonl`` in the batch's results
+    folder. On a local folder each answer is written, flushed and fsynced as it arrives, so a task
+    killed with SIGKILL loses at most the answers still in flight. Object stores cannot append:
+    there the lines are written as a new object every ``flush_every_rows`` rows or
+    ``flush_every_s`` seconds, and a kill loses at most that many answers. A retry reads every
+    journal and skips those rows; a line cut short by the kill is ignored (that row is sent again,
+    and status writes are idempotent).
     """
 
     def __init__(self, folder, schema) -> None:
         self.folder = folder
         self.schema = schema
 
-    def parts(self) -> list:
+    def files(self) -> list:
         if not self.folder.exists():
             return []
-        return sorted(p for p in self.folder.iterdir() if p.name.endswith(".parquet"))
+        return sorted(p for p in self.folder.iterdir() if p.name.endswith(".jsonl"))
 
     def read(self):
+        """Every journaled row. A retry skips journaled rows, so no change_id appears twice."""
+        import io
+
         import pyarrow as pa
-        import pyarrow.parquet as pq
+        import pyarrow.json as pj
 
         tables = []
-        for part in self.parts():
-            try:
-                with part.open("rb") as handle:
-                    tables.append(pq.read_table(handle).cast(self.schema))
-            except Exception as exc:  # noqa: BLE001 - a torn part must not block the resume
-                log.warning("ignoring unreadable result part %s (%s)", part.name, exc)
-        if not tables:
-            return self.schema.empty_table()
-        return pa.concat_tables(tables)
+        options = pj.ParseOptions(explicit_schema=self.schema)
+        for path in self.files():
+            with path.open("rb") as handle:
+                data = handle.read()
+            complete = data[: data.rfind(b"\n") + 1]  # a torn last line: the kill cut it
+            if len(complete) < len(data):
+                log.warning("ignoring a torn last line in %s", path.name)
+            if complete:
+                tables.append(pj.read_json(io.BytesIO(complete), parse_options=options))
+        return pa.concat_tables(tables) if tables else self.schema.empty_table()
+
+    def writer(self, flush_every_rows: int = 200, flush_every_s: float = 5.0) -> JournalWriter:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return JournalWriter(
+            self.folder / f"journal-{uuid.uuid4().hex}.jsonl", flush_every_rows, flush_every_s
+        )
 
     def append(self, rows: list[dict]) -> None:
-        import pyarrow as pa
+        """Journal ``rows`` at once (tests and tools; a push uses :meth:`writer`)."""
+        with self.writer() as journal:
+            for row in rows:
+                journal.write(row)
 
-        if not rows:
+
+class JournalWriter:
+    """One attempt's journal file; see :class:`ResultJournal`."""
+
+    def __init__(self, path, flush_every_rows: int, flush_every_s: float) -> None:
+        self.path = path
+        self.local = getattr(path, "protocol", "file") in ("file", "local")
+        self.flush_every_rows = flush_every_rows
+        self.flush_every_s = flush_every_s
+        self.pending: list[bytes] = []
+        self.flushed_at = time.monotonic()
+        self.part = 0
+        # Local: one file, appended and fsynced per row. Object store: a new object per flush.
+        self.handle = (
+            open(path.path if hasattr(path, "path") else path, "ab") if self.local else None
+        )
+
+    def write(self, row: dict) -> None:
+        line = (json.dumps(row, default=_json_value, separators=(",", ":")) + "\n").encode()
+        if self.handle is not None:
+            self.handle.write(line)
+            self.handle.flush()
+            os.fsync(self.handle.fileno())
             return
-        part = self.folder / f"part-{uuid.uuid4().hex}.parquet"
-        write_table(pa.Table.from_pylist(rows, schema=self.schema), part)
+        self.pending.append(line)
+        if (
+            len(self.pending) >= self.flush_every_rows
+            or time.monotonic() - self.flushed_at > self.flush_every_s
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            target = self.path.with_name(f"{self.path.stem}-{self.part:06d}.jsonl")
+            with target.open("wb") as handle:
+                handle.write(b"".join(self.pending))
+            self.part += 1
+            self.pending = []
+        self.flushed_at = time.monotonic()
+
+    def close(self) -> None:
+        self.flush()
+        if self.handle is not None:
+            self.handle.close()
+
+    def __enter__(self) -> JournalWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot journal {type(value).__name__} {value!r}")
 
 
 def clear_derived(folder) -> None:
     """Remove what a previous try of this run derived, keeping pushed results.
 
-    Pushed results stay so that a re-run never sends a row twice.
+    Pushed results stay so that a re-run never sends a row twice. The daily-limit marker goes: a
+    re-run (usually a later day) may send again.
     """
-    for name in (CANDIDATES, VALID, INVALID, VALIDATION_REPORT, PLANNED, BATCHES):
+    for name in (CANDIDATES, VALID, INVALID, VALIDATION_REPORT, PLANNED, BATCHES, DAILY_LIMIT):
         path = folder / name
         if path.exists():
             path.rmdir(recursive=True) if path.is_dir() else path.unlink()

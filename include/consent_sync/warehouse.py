@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import io
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from include.consent_sync.contract import LEDGER_TABLE
 from include.consent_sync.email_key import key_email
+from include.consent_sync.run_record import record_values
 
 SQL_DIR = Path(__file__).parent / "sql"
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
@@ -89,11 +91,32 @@ class Warehouse:
                     pc.invert(pc.is_in(rows["change_id"], value_set=kept["change_id"]))
                 )
             self.insert_arrow(LEDGER_TABLE, rows)
+            outcomes = kept["outcome"].to_pylist() + rows["outcome"].to_pylist()
+            self.record_run(record_values(dag_run_id, Counter(outcomes), **_timing(rows)))
         except BaseException:
             self.rollback()
             raise
         self.commit()
-        return kept["outcome"].to_pylist() + rows["outcome"].to_pylist()
+        return outcomes
+
+    def record_run(self, values: Mapping[str, Any]) -> None:
+        """Insert or update one run's record (see :mod:`include.consent_sync.run_record`)."""
+        self.execute(load_sql("upsert_run_record"), values)
+
+    def earlier_run_records(self, interval_end, limit: int) -> list[dict[str, Any]]:
+        """Records of the runs with an earlier interval end, newest first."""
+        params = {"interval_end": interval_end, "limit": limit}
+        return self.query_arrow(load_sql("earlier_run_records"), params).to_pylist()
+
+    def top_reasons(self, dag_run_id: str) -> list:
+        """A run's non-synced rows, grouped (see :class:`include.consent_sync.alerts.Reason`)."""
+        from include.consent_sync.alerts import Reason
+
+        rows = self.query_arrow(load_sql("run_top_reasons"), {"dag_run_id": dag_run_id})
+        return [
+            Reason(r["outcome"], r["category"], r["row_count"], r["example_email"])
+            for r in rows.to_pylist()
+        ]
 
     def run_outcomes(self, dag_run_id: str):
         """One run's ledger rows as an Arrow table of ``change_id`` and ``outcome``."""
@@ -288,6 +311,20 @@ class PostgresWarehouse(Warehouse):
 
 _COPYABLE = re.compile(r"(?is)^\(*\s*(select|with|values|table)\b")
 _LEADING_COMMENTS = re.compile(r"^(\s*(--[^\n]*(\n|$)|/\*.*?\*/))*\s*", re.S)
+
+
+def _timing(rows) -> dict[str, Any]:
+    """Interval and timing of a load from its rows (none when it loaded none)."""
+    import pyarrow.compute as pc
+
+    if not rows.num_rows:
+        return {}
+    return {
+        "interval_start": rows["interval_start"][0].as_py(),
+        "interval_end": rows["interval_end"][0].as_py(),
+        "started_at": pc.min(pc.coalesce(rows["sent_at"], rows["recorded_at"])).as_py(),
+        "finished_at": pc.max(rows["recorded_at"]).as_py(),
+    }
 
 
 def _strip_leading_comments(sql: str) -> str:

@@ -39,7 +39,8 @@ REST_NIGHTS = NIGHTS[:3]
 ROWS_PER_NIGHT = 60
 # Contacts that change every night: only their latest change is ever sent.
 REGULARS = 6
-RUNS_TIMEOUT_S = 240
+# Bounded polling, generous: on a loaded 2-core machine three runs took about 4 minutes.
+RUNS_TIMEOUT_S = 420
 
 
 def night_changes(night: int) -> list[tuple]:
@@ -90,6 +91,13 @@ def test_backfills_take_turns_and_share_workers_and_rate_budget(deployment, post
         assert considered(deployment, run) == ROWS_PER_NIGHT
         assert changes_of(rows, run) == {c[0] for c in night_changes(night)}
     assert_hubspot_holds_the_newest(deployment, postgres_warehouse)
+    # Each backfilled run has its record, as a backfill.
+    records = postgres_warehouse.rows(
+        "SELECT dag_run_id, run_type, state, changes FROM hubspot_consent_sync_runs"
+    )
+    assert sorted(
+        (r["dag_run_id"], r["run_type"], r["state"], r["changes"]) for r in records
+    ) == sorted((run["dag_run_id"], "backfill", "success", ROWS_PER_NIGHT) for run in runs)
 
     # Four push slots on two workers kept to one rate budget: (almost) no 429 answers.
     api_requests = [

@@ -27,24 +27,32 @@ CREATE TABLE IF NOT EXISTS hubspot_consent_sync_results (
 CREATE INDEX IF NOT EXISTS hubspot_consent_sync_results_change_id
     ON hubspot_consent_sync_results (change_id);
 
+-- One row per DAG run, whatever happened (0 changes, dry run, stopped by a gate, failed), written
+-- by the run's last task. Counts come from the run's own ledger rows, never from the whole ledger.
+CREATE TABLE IF NOT EXISTS hubspot_consent_sync_run_records (
+    dag_run_id TEXT PRIMARY KEY, interval_start TIMESTAMP WITH TIME ZONE,
+    interval_end TIMESTAMP WITH TIME ZONE, changes BIGINT, synced BIGINT, failed BIGINT,
+    rejected BIGINT, invalid BIGINT, skipped_superseded BIGINT, skipped_hubspot_newer BIGINT,
+    deferred BIGINT, dry_run BIGINT, started_at TIMESTAMP WITH TIME ZONE,
+    finished_at TIMESTAMP WITH TIME ZONE);
+
+ALTER TABLE hubspot_consent_sync_run_records ADD COLUMN IF NOT EXISTS run_type TEXT;
+ALTER TABLE hubspot_consent_sync_run_records ADD COLUMN IF NOT EXISTS state TEXT;
+ALTER TABLE hubspot_consent_sync_run_records ADD COLUMN IF NOT EXISTS dry_run_param BOOLEAN;
+ALTER TABLE hubspot_consent_sync_run_records ADD COLUMN IF NOT EXISTS resync BOOLEAN;
+ALTER TABLE hubspot_consent_sync_run_records ADD COLUMN IF NOT EXISTS emails_count BIGINT;
+ALTER TABLE hubspot_consent_sync_run_records ADD COLUMN IF NOT EXISTS failed_task TEXT;
+ALTER TABLE hubspot_consent_sync_run_records ADD COLUMN IF NOT EXISTS failure_reason TEXT;
+ALTER TABLE hubspot_consent_sync_run_records ADD COLUMN IF NOT EXISTS ui_url TEXT;
+ALTER TABLE hubspot_consent_sync_run_records ADD COLUMN IF NOT EXISTS daily_limit_reached BOOLEAN;
+
 CREATE OR REPLACE VIEW hubspot_consent_sync_runs AS
 SELECT
-    dag_run_id,
-    MIN(interval_start) AS interval_start,
-    MAX(interval_end) AS interval_end,
-    COUNT(*) AS changes,
-    COUNT(*) FILTER (WHERE outcome = 'SYNCED') AS synced,
-    COUNT(*) FILTER (WHERE outcome = 'FAILED') AS failed,
-    COUNT(*) FILTER (WHERE outcome = 'REJECTED') AS rejected,
-    COUNT(*) FILTER (WHERE outcome = 'INVALID') AS invalid,
-    COUNT(*) FILTER (WHERE outcome = 'SKIPPED_SUPERSEDED') AS skipped_superseded,
-    COUNT(*) FILTER (WHERE outcome = 'SKIPPED_HUBSPOT_NEWER') AS skipped_hubspot_newer,
-    COUNT(*) FILTER (WHERE outcome = 'DEFERRED') AS deferred,
-    COUNT(*) FILTER (WHERE outcome = 'DRY_RUN') AS dry_run,
-    MIN(COALESCE(sent_at, recorded_at)) AS started_at,
-    MAX(recorded_at) AS finished_at
-FROM hubspot_consent_sync_results
-GROUP BY dag_run_id;
+    dag_run_id, interval_start, interval_end, changes, synced, failed, rejected, invalid,
+    skipped_superseded, skipped_hubspot_newer, deferred, dry_run, started_at, finished_at,
+    run_type, state, dry_run_param, resync, emails_count, failed_task, failure_reason, ui_url,
+    daily_limit_reached
+FROM hubspot_consent_sync_run_records;
 
 CREATE OR REPLACE VIEW hubspot_consent_sync_latest AS
 SELECT email, subscription_id, channel, status_state, legal_basis, changed_at, change_id,
