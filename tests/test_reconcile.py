@@ -171,7 +171,7 @@ def staged(results_path):
     from include.consent_reconcile.contract import read_schema
 
     return {
-        r["email"]: r for r in staging.ResultParts(results_path, read_schema()).read().to_pylist()
+        r["email"]: r for r in staging.ResultJournal(results_path, read_schema()).read().to_pylist()
     }
 
 

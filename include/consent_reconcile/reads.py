@@ -23,7 +23,7 @@ from hubspot_provider.exceptions import (
 from include.consent_reconcile.contract import READ, READ_FAILED, UNKNOWN_CONTACT, read_schema
 from include.consent_sync.masking import mask_email
 from include.consent_sync.progress import Progress
-from include.consent_sync.staging import ResultParts, read_table
+from include.consent_sync.staging import ResultJournal, read_table
 
 
 def _statuses(found) -> list[dict[str, Any]]:
@@ -75,7 +75,7 @@ def answer_row(email: str, statuses, wide) -> dict[str, Any]:
 
 def staged_contacts(results_path) -> set[str]:
     """Contacts with a usable staged answer: a retry reads only the others (FAILED included)."""
-    staged = ResultParts(results_path, read_schema()).read()
+    staged = ResultJournal(results_path, read_schema()).read()
     return {
         row["email"]
         for row in staged.select(["email", "answer"]).to_pylist()
@@ -107,7 +107,7 @@ def read_batch(
     MATCH. 401/403 raise once the chunks in flight are staged.
     """
     contacts = read_table(contacts_path)["email"].to_pylist()
-    parts = ResultParts(results_path, read_schema())
+    parts = ResultJournal(results_path, read_schema())
     done = staged_contacts(results_path)
     todo = [email for email in contacts if email not in done]
     progress = Progress(label, len(contacts), log, every_s=progress_every_s, done=len(done))
@@ -158,4 +158,4 @@ def read_batch(
             stop,
             len(contacts) - progress.done,
         )
-    return dict(Counter(ResultParts(results_path, read_schema()).read()["answer"].to_pylist()))
+    return dict(Counter(ResultJournal(results_path, read_schema()).read()["answer"].to_pylist()))

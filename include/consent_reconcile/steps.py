@@ -109,7 +109,7 @@ def staged_reads(folder) -> dict[str, dict[str, Any]]:
     root = folder / READS
     best: dict[str, dict[str, Any]] = {}
     for batch in sorted(root.iterdir()) if root.exists() else []:
-        for row in staging.ResultParts(batch, read_schema()).read().to_pylist():
+        for row in staging.ResultJournal(batch, read_schema()).read().to_pylist():
             if row["email"] not in best or best[row["email"]]["answer"] == READ_FAILED:
                 best[row["email"]] = row
     return best
