@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 
 from include.consent_sync.contract import FINAL_OUTCOMES, ledger_schema
+from include.consent_sync.pipeline import Window, candidate_params
 from include.consent_sync.warehouse import load_sql
 from tests.conftest import INTERVAL_END, INTERVAL_START, change, insert_changes
 
@@ -13,20 +14,10 @@ NOON = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
 
 def candidates(warehouse_under_test, run_id="run-2", *, resync=False, emails=(), lookback_days=30):
+    window = Window(run_id, INTERVAL_START, INTERVAL_END, lookback_days, resync, tuple(emails))
     with warehouse_under_test.open() as warehouse:
         warehouse.ensure_ledger()
-        warehouse.set_contact_filter(emails)
-        table = warehouse.query_arrow(
-            load_sql("candidates"),
-            {
-                "dag_run_id": run_id,
-                "interval_start": INTERVAL_START,
-                "interval_end": INTERVAL_END,
-                "lookback_start": INTERVAL_END - timedelta(days=lookback_days),
-                "resync": resync,
-                "all_contacts": not emails,
-            },
-        )
+        table = warehouse.query_arrow(load_sql("candidates"), candidate_params(window))
     return {row["change_id"]: row for row in table.to_pylist()}
 
 
