@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -101,9 +101,9 @@ class Warehouse:
         self.begin()
         try:
             self._lock_ledger()
-            existing = self.query_arrow(
-                load_sql("existing_tables"), {"names": list(STATE_TABLES)}
-            )["table_name"].to_pylist()
+            existing = self.query_arrow(load_sql("existing_tables"), {"names": list(STATE_TABLES)})[
+                "table_name"
+            ].to_pylist()
             self.run_script(load_sql("ledger_schema"))
             self._ensure_indexes()
             for table, fill in STATE_TABLES.items():
