@@ -137,9 +137,11 @@ def test_contact_filter(warehouse):
 def test_the_sql_lists_of_final_outcomes_are_the_contracts():
     # SQL cannot import the contract: what a run reconsiders and what a re-run may replace must
     # both follow FINAL_OUTCOMES.
-    for name in ("candidates", "delete_unfinished_run_rows"):
-        (listed,) = re.findall(r"outcome (?:NOT )?IN \(([^)]*)\)", load_sql(name))
-        assert re.findall(r"'(\w+)'", listed) == list(FINAL_OUTCOMES), name
+    for name in ("candidates", "delete_unfinished_run_rows", "ledger_indexes_postgres"):
+        lists = re.findall(r"outcome (?:NOT )?IN \(([^)]*)\)", load_sql(name))
+        assert lists, name
+        for listed in lists:
+            assert re.findall(r"'(\w+)'", listed) == list(FINAL_OUTCOMES), name
 
 
 def test_a_run_replaces_its_own_ledger_rows(warehouse):

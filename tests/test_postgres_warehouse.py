@@ -390,6 +390,7 @@ def test_ensure_ledger_creates_the_indexes_once(postgres_warehouse):
         )
     assert indexes["indexname"].to_pylist() == [
         "hubspot_consent_sync_results_change_id",
+        "hubspot_consent_sync_results_finished",
         "hubspot_consent_sync_results_key",
         "hubspot_consent_sync_results_pkey",
     ]

@@ -163,8 +163,9 @@ class Warehouse:
         self.commit()
         return outcomes
 
-    def record_run(self, dag_run_id: str) -> None:
-        """Bring the run's record and the key state up to date with its ledger rows."""
+    def record_run(self, dag_run_id: str | None) -> None:
+        """Bring the run's record and the key state up to date with its ledger rows (None: with
+        every run's, as when a ledger is upgraded)."""
         for name in STATE_TABLES.values():
             self.execute(load_sql(name), {"dag_run_id": dag_run_id})
 
