@@ -25,6 +25,7 @@ CHANGES_PER_NIGHT = 27_000
 CHUNK_ROWS = 1_000_000
 SUBSCRIPTIONS = (1001, 1002, 1003)
 # A history change's final outcome in its night's run, and how often.
+SECONDARY_INDEXES = tuple(f"{LEDGER_TABLE}_{name}" for name in ("change_id", "key", "finished"))
 HISTORY_OUTCOMES = {
     "SYNCED": 0.88,
     "SKIPPED_SUPERSEDED": 0.08,
@@ -72,6 +73,9 @@ def build(
     contacts = max(100, (history_rows + night.new) // 6)
     create_source_table(warehouse)
     warehouse.ensure_ledger()
+    # Bulk loads go faster without the ledger's secondary indexes; ensure_ledger rebuilds them.
+    for index in SECONDARY_INDEXES:
+        warehouse.execute(f"DROP INDEX IF EXISTS {index}")
 
     nights = math.ceil(history_rows / CHANGES_PER_NIGHT)
     done = 0
@@ -101,6 +105,7 @@ def build(
     _insert(warehouse, late, None)
     _insert(warehouse, _with_malformed_emails(new), None)
     log(f"night: {night.new:,} new, {night.late:,} late, {night.failed:,} FAILED earlier")
+    warehouse.ensure_ledger()
     # The state tables, as the loads of those runs would have left them.
     warehouse.record_run(None)
 
