@@ -2,7 +2,7 @@
 
 Built by bulk generation (numpy/Arrow, a million rows a chunk), for ``bench/bench_history.py`` and,
 a few thousand rows small, for the tests. The history is ``history_rows`` changes spread over
-nights of about :data:`CHANGES_PER_NIGHT` before the night, on a shared pool of contacts (so keys
+nights of ``per_night`` (:data:`CHANGES_PER_NIGHT`) before the night, on a shared pool of contacts (so keys
 change again and again), each with one ledger row of its night's run, outcomes mixed like real
 nights (mostly SYNCED, some superseded, a few rejected, invalid or skipped for HubSpot's newer
 opt-out). The night (the day before :data:`NIGHT_END`) brings ``new`` changes on the same
@@ -61,6 +61,7 @@ def build(
     history_rows: int,
     night: Night = Night(),
     *,
+    per_night: int = CHANGES_PER_NIGHT,
     seed: int = 11,
     log: Callable[[str], None] = lambda message: None,
 ) -> None:
@@ -77,14 +78,14 @@ def build(
     for index in SECONDARY_INDEXES:
         warehouse.execute(f"DROP INDEX IF EXISTS {index}")
 
-    nights = math.ceil(history_rows / CHANGES_PER_NIGHT)
+    nights = math.ceil(history_rows / per_night)
     done = 0
     while done < history_rows:
         count = min(CHUNK_ROWS, history_rows - done)
         index = np.arange(done, done + count)
-        # Row i belongs to history night i // per_night (0 = the oldest).
-        per_night = math.ceil(history_rows / nights)
-        night_end = _night_ends(nights - index // per_night)
+        # Row i belongs to history night i // rows_a_night (0 = the oldest).
+        rows_a_night = math.ceil(history_rows / nights)
+        night_end = _night_ends(nights - index // rows_a_night)
         changes = _changes(rng, "h", index, contacts, night_end)
         outcomes = np.array(list(HISTORY_OUTCOMES))[
             rng.choice(len(HISTORY_OUTCOMES), count, p=list(HISTORY_OUTCOMES.values()))

@@ -173,3 +173,67 @@ def test_a_change_superseded_after_the_interval_knows_it(warehouse):
     found = candidates(warehouse)
     assert set(found) == {"in-interval"}
     assert found["in-interval"]["key_latest_change_id"] == "next-night"
+
+
+def test_a_finished_change_stays_finished_when_its_changed_at_is_edited(warehouse):
+    # The window's finished changes are ruled out by the changed_at the ledger recorded; a change
+    # the user re-dated since must still be found finished, by its change_id.
+    insert_changes(warehouse, [change("moved", changed_at=NOON - timedelta(days=60))])
+    record(warehouse, "run-1", {"moved": "SYNCED"})
+    with warehouse.open() as connection:
+        connection.execute("UPDATE consent_changes SET changed_at = :at", {"at": NOON})
+    assert candidates(warehouse) == {}
+
+
+def test_a_late_row_is_superseded_by_a_newer_finished_change_of_its_key(warehouse):
+    insert_changes(
+        warehouse,
+        [
+            change("late", changed_at=NOON - timedelta(days=10)),
+            change("newer", email=" JANE@example.com", changed_at=NOON - timedelta(days=5)),
+        ],
+    )
+    record(warehouse, "run-1", {"newer": "REJECTED"})
+    assert candidates(warehouse)["late"]["key_latest_change_id"] == "newer"
+
+
+def test_a_key_whose_only_candidate_has_no_timestamp_is_searched_whole(warehouse):
+    insert_changes(
+        warehouse,
+        [
+            change("no-timestamp", changed_at=None),
+            change("long-ago", changed_at=NOON - timedelta(days=400)),
+        ],
+    )
+    assert candidates(warehouse)["no-timestamp"]["key_latest_change_id"] == "long-ago"
+
+
+def test_resync_sends_a_key_once_per_run_and_only_its_latest_change(warehouse):
+    insert_changes(
+        warehouse,
+        [change("a-old", changed_at=NOON - timedelta(hours=1)), change("a-new", changed_at=NOON)],
+    )
+    record(warehouse, "run-1", {"a-old": "SYNCED", "a-new": "SYNCED"})
+    assert set(candidates(warehouse, resync=True)) == {"a-new"}
+    record(warehouse, "run-2", {"a-new": "SYNCED"})
+    assert candidates(warehouse, run_id="run-2", resync=True) == {}
+
+
+def test_failed_runs_count_other_runs_once_each(warehouse):
+    insert_changes(warehouse, [change("f")])
+    record(warehouse, "run-0", {"f": "FAILED"})
+    record(warehouse, "run-1", {"f": "FAILED"})
+    record(warehouse, "run-2", {"f": "FAILED"})
+    assert candidates(warehouse, run_id="run-2")["f"]["failed_runs"] == 2
+
+
+def test_the_emails_filter_needs_no_table(warehouse):
+    insert_changes(warehouse, [change("a", email="a@x.com"), change("b", email="b@x.com")])
+    window = Window("run-2", INTERVAL_START, INTERVAL_END, emails=("A@x.com ",))
+    with warehouse.open() as connection:
+        connection.ensure_ledger()
+        before = connection.query_arrow("SELECT table_name FROM information_schema.tables")
+        found = connection.query_arrow(load_sql("candidates"), candidate_params(window))
+        after = connection.query_arrow("SELECT table_name FROM information_schema.tables")
+    assert found["change_id"].to_pylist() == ["a"]
+    assert sorted(after["table_name"].to_pylist()) == sorted(before["table_name"].to_pylist())
