@@ -698,3 +698,503 @@ def test_cli_prints_its_url_serves_and_exits_on_sigterm(tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+# -- reads for reconciliation, in the shapes of HubSpot's v4 spec -------------------------------
+
+# Required by the spec, and never null in HubSpot's answers for a status that was set.
+PUBLIC_STATUS = {"subscriberIdString", "subscriptionId", "channel", "status", "source", "timestamp"}
+WIDE_STATUS = {"subscriberIdString", "wideStatusType", "status", "channel", "timestamp"}
+STANDARD_ERROR = {"status", "category", "message", "context", "errors", "links"}
+
+
+def assert_envelope(body, num_errors=0):
+    assert body["status"] == "COMPLETE"
+    assert {"startedAt", "completedAt", "results"} <= set(body)
+    assert body["numErrors"] == len(body["errors"]) == num_errors
+    for error in body["errors"]:
+        assert STANDARD_ERROR <= set(error)
+        assert error["status"] == "error" and error["message"] and error["category"]
+
+
+def assert_set_status(item, email, subscription_id, status):
+    assert PUBLIC_STATUS <= set(item)
+    assert [item[k] for k in ("subscriberIdString", "subscriptionId", "channel", "status")] == [
+        email,
+        subscription_id,
+        "EMAIL",
+        status,
+    ]
+    assert item["source"] and item["timestamp"].endswith("Z")
+
+
+def assert_wide_status(item, email):
+    assert WIDE_STATUS <= set(item)
+    assert (item["subscriberIdString"], item["status"]) == (email, "UNSUBSCRIBED")
+    assert (item["wideStatusType"], item["channel"]) == ("PORTAL_WIDE", "EMAIL")
+    assert item["timestamp"].endswith("Z")
+
+
+def batch_read(server, emails, route="/statuses/batch/read", version="v4", headers=AUTH):
+    url = api(server, f"{route}?channel=EMAIL", version)
+    return requests.post(url, json={"inputs": emails}, headers=headers, timeout=5)
+
+
+def batch_read_wide(server, emails, **kwargs):
+    return batch_read(server, emails, route="/statuses/batch/unsubscribe-all/read", **kwargs)
+
+
+def read_wide(server, email, version="v4"):
+    url = api(
+        server, "/statuses/" + quote(email, safe="") + "/unsubscribe-all?channel=EMAIL", version
+    )
+    return requests.get(url, headers=AUTH, timeout=5)
+
+
+def unsubscribe_all(server, email, query="?channel=EMAIL&verbose=true", headers=AUTH, version="v4"):
+    url = api(server, "/statuses/" + quote(email, safe="") + "/unsubscribe-all" + query, version)
+    return requests.post(url, headers=headers, timeout=5)
+
+
+def by_subscription(statuses):
+    return {s["subscriptionId"]: s for s in statuses}
+
+
+def test_batch_read_answers_every_set_status_in_the_spec_shape(sandbox):
+    write(sandbox, "a@x.com", change("SUBSCRIBED", 1001, legalBasis="CONSENT_WITH_NOTICE"))
+    sandbox.seed_statuses([{"email": "b@x.com", "subscriptionId": 1002, "status": "UNSUBSCRIBED"}])
+    response = batch_read(sandbox, ["a@x.com", "B@x.com"])
+    assert response.status_code == 200
+    body = response.json()
+    assert_envelope(body)
+    assert [set(r) for r in body["results"]] == [{"subscriberIdString", "statuses"}] * 2
+    a_statuses, b_statuses = (by_subscription(r["statuses"]) for r in body["results"])
+    assert_set_status(a_statuses[1001], "a@x.com", 1001, "SUBSCRIBED")
+    assert a_statuses[1001]["legalBasis"] == "CONSENT_WITH_NOTICE"
+    assert_set_status(b_statuses[1002], "B@x.com", 1002, "UNSUBSCRIBED")
+    assert b_statuses[1002]["source"] == "Subscription preferences page"
+
+
+def test_batch_read_answers_unknown_and_invalid_contacts_as_207_errors(sandbox):
+    write(sandbox, "gone@x.com")
+    sandbox.forget_contacts(["Gone@x.com"])
+    response = batch_read(sandbox, ["a@x.com", "gone@x.com", "nope"])
+    assert response.status_code == 207
+    body = response.json()
+    assert_envelope(body, num_errors=2)
+    assert [r["subscriberIdString"] for r in body["results"]] == ["a@x.com"]
+    assert [(e["category"], e["context"]) for e in body["errors"]] == [
+        ("OBJECT_NOT_FOUND", {"subscriberIdString": ["gone@x.com"]}),
+        ("VALIDATION_ERROR", {"subscriberIdString": ["nope"]}),
+    ]
+
+
+def test_a_forgotten_contact_reads_404_until_a_write_creates_it_again(sandbox):
+    write(sandbox, "a@x.com", change("UNSUBSCRIBED", 1002))
+    sandbox.forget_contacts(["a@x.com"])
+    assert sandbox.statuses() == {}
+    assert_hubspot_error(read(sandbox, "a@x.com"), 404, "OBJECT_NOT_FOUND")
+    assert_hubspot_error(read_wide(sandbox, "a@x.com"), 404, "OBJECT_NOT_FOUND")
+    assert write(sandbox, "a@x.com", change("SUBSCRIBED", 1001)).status_code == 200
+    statuses = by_subscription(read(sandbox, "a@x.com").json()["statuses"])
+    assert statuses[1001]["status"] == "SUBSCRIBED"
+    assert (statuses[1002]["status"], statuses[1002]["timestamp"]) == ("NOT_SPECIFIED", None)
+
+
+def test_unsubscribe_all_opts_the_contact_out_of_every_subscription(sandbox):
+    write(sandbox, "a@x.com", change("SUBSCRIBED", 1001))
+    earlier = "2026-01-02T03:04:05.000Z"
+    sandbox.seed_statuses(
+        [
+            {
+                "email": "a@x.com",
+                "subscriptionId": 1002,
+                "status": "UNSUBSCRIBED",
+                "timestamp": earlier,
+            }
+        ]
+    )
+    response = unsubscribe_all(sandbox, "A@x.com")
+    assert response.status_code == 200
+    body = response.json()
+    assert_envelope(body)
+    changed = by_subscription(body["results"])
+    assert set(changed) == {1001, 1003}  # 1002 was already UNSUBSCRIBED
+    for subscription_id, item in changed.items():
+        assert_set_status(item, "A@x.com", subscription_id, "UNSUBSCRIBED")
+        assert item["setStatusSuccessReason"] == "UNSUBSCRIBE_FROM_ALL_OCCURRED"
+    statuses = by_subscription(read(sandbox, "a@x.com").json()["statuses"])
+    assert {s["status"] for s in statuses.values()} == {"UNSUBSCRIBED"}
+    assert statuses[1002]["timestamp"] == earlier
+    assert statuses[1001]["timestamp"] == changed[1001]["timestamp"]
+    (wide,) = read_wide(sandbox, "a@x.com").json()["results"]
+    assert_wide_status(wide, "a@x.com")
+    assert wide["timestamp"] == changed[1001]["timestamp"]
+
+
+def test_unsubscribe_all_again_changes_nothing_and_answers_empty_without_verbose(sandbox):
+    first = unsubscribe_all(sandbox, "a@x.com", "?channel=EMAIL")
+    assert (first.status_code, first.json()["results"]) == (200, [])
+    held = (sandbox.statuses(), sandbox.wide_statuses())
+    assert len(held[0]) == 3 and list(held[1]) == [("a@x.com", "EMAIL")]
+    time.sleep(0.01)
+    again = unsubscribe_all(sandbox, "a@x.com")
+    assert (again.status_code, again.json()["results"]) == (200, [])
+    assert (sandbox.statuses(), sandbox.wide_statuses()) == held
+
+
+def test_a_subscribed_write_ends_the_opt_out_of_all(sandbox):
+    unsubscribe_all(sandbox, "a@x.com")
+    item = write(sandbox, "a@x.com", change("SUBSCRIBED", 1001)).json()["results"][0]
+    assert item["setStatusSuccessReason"] == "RESUBSCRIBE_OCCURRED"
+    assert read_wide(sandbox, "a@x.com").json()["results"] == []
+    statuses = by_subscription(read(sandbox, "a@x.com").json()["statuses"])
+    assert [statuses[i]["status"] for i in (1001, 1002, 1003)] == [
+        "SUBSCRIBED",
+        "UNSUBSCRIBED",
+        "UNSUBSCRIBED",
+    ]
+
+
+def test_an_unsubscribed_write_keeps_the_opt_out_of_all(sandbox):
+    unsubscribe_all(sandbox, "a@x.com")
+    write(sandbox, "a@x.com", change("NOT_SPECIFIED", 1001))
+    assert len(read_wide(sandbox, "a@x.com").json()["results"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("query", "headers", "status", "category"),
+    [
+        ("", AUTH, 400, "VALIDATION_ERROR"),
+        ("?channel=SMS", AUTH, 400, "VALIDATION_ERROR"),
+        ("?channel=EMAIL", {"Authorization": "Bearer no-scope-token"}, 403, "MISSING_SCOPES"),
+        ("?channel=EMAIL", {"Authorization": "Bearer wrong"}, 401, "INVALID_AUTHENTICATION"),
+    ],
+)
+def test_unsubscribe_all_refusals_change_nothing(sandbox, query, headers, status, category):
+    assert_hubspot_error(unsubscribe_all(sandbox, "a@x.com", query, headers), status, category)
+    assert (sandbox.statuses(), sandbox.wide_statuses()) == ({}, {})
+
+
+def test_unsubscribe_all_refuses_invalid_and_rejected_emails(sandbox):
+    assert_hubspot_error(unsubscribe_all(sandbox, "nope"), 400, "VALIDATION_ERROR")
+    sandbox.configure(reject_emails={"bad@x.com": {"status": 400, "message": "bounced"}})
+    response = unsubscribe_all(sandbox, "bad@x.com")
+    assert_hubspot_error(response, 400, "VALIDATION_ERROR")
+    assert response.json()["message"] == "bounced"
+    assert (sandbox.statuses(), sandbox.wide_statuses()) == ({}, {})
+
+
+def test_wide_read_of_a_contact_not_opted_out_is_empty(sandbox):
+    write(sandbox, "a@x.com", change("UNSUBSCRIBED", 1001))  # one subscription is not all
+    response = read_wide(sandbox, "a@x.com")
+    assert response.status_code == 200
+    body = response.json()
+    assert_envelope(body)
+    assert (body["results"], body["subscriberIdString"], body["wideStatuses"]) == (
+        [],
+        "a@x.com",
+        [],
+    )
+    assert_hubspot_error(read_wide(sandbox, "nope"), 400, "VALIDATION_ERROR")
+    url = api(sandbox, "/statuses/a%40x.com/unsubscribe-all")
+    assert_hubspot_error(requests.get(url, headers=AUTH, timeout=5), 400, "VALIDATION_ERROR")
+
+
+def test_batch_wide_read_answers_per_contact_and_207_for_unknown_or_invalid(sandbox):
+    unsubscribe_all(sandbox, "out@x.com")
+    sandbox.forget_contacts(["gone@x.com"])
+    response = batch_read_wide(sandbox, ["out@x.com", "in@x.com", "gone@x.com", "nope"])
+    assert response.status_code == 207
+    body = response.json()
+    assert_envelope(body, num_errors=2)
+    assert [set(r) for r in body["results"]] == [{"subscriberIdString", "wideStatuses"}] * 2
+    (out, stays) = body["results"]
+    (wide,) = out["wideStatuses"]
+    assert_wide_status(wide, "out@x.com")
+    assert (stays["subscriberIdString"], stays["wideStatuses"]) == ("in@x.com", [])
+    assert [e["category"] for e in body["errors"]] == ["OBJECT_NOT_FOUND", "VALIDATION_ERROR"]
+    assert batch_read_wide(sandbox, ["out@x.com"]).status_code == 200
+    assert_hubspot_error(batch_read_wide(sandbox, []), 400, "VALIDATION_ERROR")
+
+
+@pytest.mark.parametrize("version", ["2026-03", "2026-09"])
+def test_dated_versions_serve_the_reconciliation_reads(sandbox, version):
+    assert unsubscribe_all(sandbox, "a@x.com", version=version).status_code == 200
+    assert len(read_wide(sandbox, "a@x.com", version).json()["results"]) == 1
+    assert batch_read_wide(sandbox, ["a@x.com"], version=version).status_code == 200
+    assert batch_read(sandbox, ["a@x.com"], version=version).status_code == 200
+    assert batch_read_wide(sandbox, ["a@x.com"], version="v3").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix"),
+    [
+        ("GET", "/statuses/batch/unsubscribe-all/read"),
+        ("POST", "/statuses/batch/unsubscribe-all/write"),
+        ("POST", "/statuses/a%40x.com/other"),
+        ("POST", "/statuses/a/b@x.com/unsubscribe-all"),  # an unencoded "/" in the email
+    ],
+)
+def test_near_miss_opt_out_routes_are_404(sandbox, method, suffix):
+    url = api(sandbox, suffix + "?channel=EMAIL")
+    response = requests.request(method, url, json={"inputs": ["a@x.com"]}, headers=AUTH, timeout=5)
+    assert response.status_code == 404
+    assert (sandbox.statuses(), sandbox.wide_statuses()) == ({}, {})
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "category"),
+    [
+        ({"Authorization": "Bearer no-scope-token"}, 403, "MISSING_SCOPES"),
+        ({"Authorization": "Bearer wrong"}, 401, "INVALID_AUTHENTICATION"),
+    ],
+)
+def test_reads_need_a_known_token_with_scopes(sandbox, headers, status, category):
+    emails = ["a@x.com"]
+    assert_hubspot_error(batch_read(sandbox, emails, headers=headers), status, category)
+    assert_hubspot_error(batch_read_wide(sandbox, emails, headers=headers), status, category)
+    url = api(sandbox, "/statuses/a%40x.com/unsubscribe-all?channel=EMAIL")
+    assert_hubspot_error(requests.get(url, headers=headers, timeout=5), status, category)
+
+
+def test_reads_count_toward_both_rate_limits():
+    with SandboxServer(token=TOKEN, rate_limit_per_10s=3) as server:
+        answers = [batch_read(server, ["a@x.com"]), read_wide(server, "a@x.com")]
+        answers += [batch_read_wide(server, ["a@x.com"]), batch_read_wide(server, ["a@x.com"])]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429]
+        assert answers[3].json()["policyName"] == "TEN_SECONDLY_ROLLING"
+    with SandboxServer(token=TOKEN, daily_limit=2) as server:
+        assert read_wide(server, "a@x.com").status_code == 200
+        assert batch_read(server, ["a@x.com"]).status_code == 200
+        limited = unsubscribe_all(server, "a@x.com")
+        assert limited.json()["policyName"] == "DAILY"
+        assert server.wide_statuses() == {}
+
+
+def test_scripted_answers_and_faults_reach_the_opt_out_routes(sandbox):
+    sandbox.script(
+        [
+            {"status": 503, "match": {"path_contains": "/unsubscribe-all"}, "times": 2},
+            {"status": 500, "match": {"email": "z@x.com"}},
+            {"drop": True},
+        ]
+    )
+    assert unsubscribe_all(sandbox, "a@x.com").status_code == 503
+    assert read_wide(sandbox, "a@x.com").status_code == 503
+    assert batch_read_wide(sandbox, ["a@x.com", "z@x.com"]).status_code == 500
+    with pytest.raises(requests.ConnectionError):
+        unsubscribe_all(sandbox, "a@x.com")
+    assert (sandbox.statuses(), sandbox.wide_statuses()) == ({}, {})
+    sandbox.configure(error_rate=1.0, seed=3)
+    assert unsubscribe_all(sandbox, "a@x.com").status_code in (500, 502, 503)
+    assert sandbox.wide_statuses() == {}
+    assert [r["reason"] for r in sandbox.requests()][-1] == "random_fault"
+
+
+def test_scripted_207_on_a_batch_read_carries_a_standard_error(sandbox):
+    sandbox.script([{"status": 207, "errors": True}])
+    response = batch_read(sandbox, ["a@x.com"])
+    assert response.status_code == 207
+    assert_envelope(response.json(), num_errors=1)
+    assert response.json()["results"] == []
+
+
+# -- out-of-band changes: HubSpot's side changed behind the pipeline's back ---------------------
+
+
+def test_a_status_set_inside_hubspot_reads_back_with_its_timestamp_and_source(sandbox):
+    write(sandbox, "a@x.com", change("SUBSCRIBED", 1001))
+    sandbox.seed_statuses(
+        [
+            {
+                "email": "a@x.com",
+                "subscriptionId": "1001",
+                "status": "UNSUBSCRIBED",
+                "timestamp": "2099-01-02T03:04:05+01:00",
+                "source": "Unsubscribe link in email",
+            }
+        ]
+    )
+    status = by_subscription(batch_read(sandbox, ["a@x.com"]).json()["results"][0]["statuses"])[
+        1001
+    ]
+    assert_set_status(status, "a@x.com", 1001, "UNSUBSCRIBED")
+    assert (status["timestamp"], status["source"]) == (
+        "2099-01-02T02:04:05.000Z",
+        "Unsubscribe link in email",
+    )
+
+
+@pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        ({"subscriptionId": 1001, "status": "UNSUBSCRIBED"}, "email: missing"),
+        ({"email": "nope", "subscriptionId": 1001, "status": "SUBSCRIBED"}, "email: not a valid"),
+        ({"email": "a@x.com", "subscriptionId": 42, "status": "SUBSCRIBED"}, "subscriptionId: 42"),
+        ({"email": "a@x.com", "subscriptionId": 1001, "status": "OPTED_OUT"}, "status: must be"),
+        (
+            {"email": "a@x.com", "subscriptionId": 1001, "status": "SUBSCRIBED", "source": None},
+            "source",
+        ),
+        (
+            {
+                "email": "a@x.com",
+                "subscriptionId": 1001,
+                "status": "SUBSCRIBED",
+                "timestamp": "2026-01-02T03:04:05",
+            },
+            "timestamp",
+        ),
+        (
+            {
+                "email": "a@x.com",
+                "subscriptionId": 1001,
+                "status": "SUBSCRIBED",
+                "timestamp": "yesterday",
+            },
+            "timestamp",
+        ),
+        (
+            {"email": "a@x.com", "subscriptionId": 1001, "status": "SUBSCRIBED", "channel": "SMS"},
+            "channel",
+        ),
+        ("a@x.com", "must be a JSON object"),
+    ],
+)
+def test_a_bad_status_to_set_is_refused_naming_it_and_nothing_changes(sandbox, record, problem):
+    good = {"email": "ok@x.com", "subscriptionId": 1001, "status": "SUBSCRIBED"}
+    with pytest.raises(ValueError, match=r"statuses\[1\]: ") as raised:
+        sandbox.seed_statuses([good, record])
+    assert problem in str(raised.value)
+    assert sandbox.statuses() == {}
+
+
+def test_a_dropped_status_reads_as_never_set(sandbox):
+    write(sandbox, "a@x.com", change("SUBSCRIBED", 1001))
+    write(sandbox, "a@x.com", change("UNSUBSCRIBED", 1002))
+    sandbox.drop_statuses([{"email": "A@x.com", "subscriptionId": 1001}])
+    statuses = by_subscription(batch_read(sandbox, ["a@x.com"]).json()["results"][0]["statuses"])
+    assert [statuses[1001][k] for k in ("status", "source", "timestamp")] == [
+        "NOT_SPECIFIED",
+        None,
+        None,
+    ]
+    assert statuses[1002]["status"] == "UNSUBSCRIBED"
+
+
+def test_dropping_a_status_not_held_drops_nothing(sandbox):
+    write(sandbox, "a@x.com")
+    held = sandbox.statuses()
+    with pytest.raises(ValueError, match=r"no stored status to drop for \('b@x.com', 1001"):
+        sandbox.drop_statuses(
+            [
+                {"email": "a@x.com", "subscriptionId": 1001},
+                {"email": "b@x.com", "subscriptionId": 1001},
+            ]
+        )
+    with pytest.raises(ValueError, match=r"statuses\[0\]: subscriptionId: must be an integer"):
+        sandbox.drop_statuses([{"email": "a@x.com", "subscriptionId": "first"}])
+    assert sandbox.statuses() == held
+
+
+def test_forgetting_a_contact_forgets_its_statuses_and_opt_out_only(sandbox):
+    write(sandbox, "a@x.com")
+    write(sandbox, "b@x.com")
+    unsubscribe_all(sandbox, "a@x.com")
+    sandbox.forget_contacts(["A@X.com"])
+    assert {key[0] for key in sandbox.statuses()} == {"b@x.com"}
+    assert sandbox.wide_statuses() == {}
+    with pytest.raises(ValueError, match=r"emails\[1\]: not a valid email address"):
+        sandbox.forget_contacts(["b@x.com", "nope"])
+    assert {key[0] for key in sandbox.statuses()} == {"b@x.com"}
+
+
+def test_a_wide_opt_out_set_inside_hubspot_leaves_subscription_statuses(sandbox):
+    write(sandbox, "a@x.com", change("SUBSCRIBED", 1001))
+    held = sandbox.statuses()
+    sandbox.set_wide_statuses(
+        [{"email": "A@x.com", "status": "UNSUBSCRIBED", "timestamp": "2099-05-06T07:08:09Z"}]
+    )
+    assert sandbox.statuses() == held
+    (wide,) = read_wide(sandbox, "A@x.com").json()["results"]
+    assert_wide_status(wide, "A@x.com")
+    assert wide["timestamp"] == "2099-05-06T07:08:09.000Z"
+    sandbox.set_wide_statuses([{"email": "a@x.com", "status": "SUBSCRIBED"}])
+    assert read_wide(sandbox, "a@x.com").json()["results"] == []
+    with pytest.raises(ValueError, match=r"wide_statuses\[0\]: status: must be one of"):
+        sandbox.set_wide_statuses([{"email": "a@x.com", "status": "OUT"}])
+    with pytest.raises(ValueError, match=r"wide_statuses\[0\]: email: missing"):
+        sandbox.set_wide_statuses([{"status": "UNSUBSCRIBED"}])
+    assert sandbox.wide_statuses() == {}
+
+
+def test_reset_forgets_opt_outs_and_forgotten_contacts(sandbox):
+    unsubscribe_all(sandbox, "a@x.com")
+    sandbox.forget_contacts(["b@x.com"])
+    sandbox.reset()
+    assert (sandbox.statuses(), sandbox.wide_statuses()) == ({}, {})
+    assert batch_read(sandbox, ["b@x.com"]).status_code == 200
+
+
+def test_http_control_of_out_of_band_changes(sandbox):
+    control = sandbox.url + "/_sandbox"
+    write(sandbox, "a@x.com", change("SUBSCRIBED", 1001))
+    write(sandbox, "a@x.com", change("SUBSCRIBED", 1002))
+
+    dropped = requests.post(
+        control + "/statuses/drop",
+        json={"statuses": [{"email": "a@x.com", "subscriptionId": 1001, "channel": "EMAIL"}]},
+        timeout=5,
+    )
+    assert [(s["email"], s["subscriptionId"]) for s in dropped.json()] == [("a@x.com", 1002)]
+    missing = requests.post(
+        control + "/statuses/drop", json=[{"email": "a@x.com", "subscriptionId": 1001}], timeout=5
+    )
+    assert missing.status_code == 400
+    assert "no stored status to drop" in missing.json()["error"]
+
+    opted_out = requests.post(
+        control + "/wide-statuses",
+        json={
+            "wideStatuses": [
+                {"email": "a@x.com", "status": "UNSUBSCRIBED", "timestamp": "2099-01-01T00:00:00Z"}
+            ]
+        },
+        timeout=5,
+    )
+    expected = [
+        {
+            "email": "a@x.com",
+            "channel": "EMAIL",
+            "status": "UNSUBSCRIBED",
+            "timestamp": "2099-01-01T00:00:00.000Z",
+        }
+    ]
+    assert opted_out.json() == expected
+    assert requests.get(control + "/wide-statuses", timeout=5).json() == expected
+    bad = requests.post(control + "/wide-statuses", json=[{"email": "a@x.com"}], timeout=5)
+    assert bad.status_code == 400
+    assert bad.json()["error"] == "wide_statuses[0]: status: missing"
+
+    forgotten = requests.post(control + "/contacts/forget", json={"emails": ["a@x.com"]}, timeout=5)
+    assert forgotten.json() == []
+    assert requests.get(control + "/wide-statuses", timeout=5).json() == []
+    assert read(sandbox, "a@x.com").status_code == 404
+    not_a_list = requests.post(control + "/contacts/forget", json={"email": "a@x.com"}, timeout=5)
+    assert not_a_list.status_code == 400
+    assert "'emails'" in not_a_list.json()["error"]
+    assert [r["path"] for r in sandbox.requests()][-1].endswith("/statuses/a%40x.com")
+
+
+def test_cli_help_documents_the_out_of_band_controls():
+    result = subprocess.run(
+        [sys.executable, "-m", "dev.hubspot_sandbox", "--help"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    for control in ("/statuses/drop", "/contacts/forget", "/wide-statuses", "/unsubscribe-all"):
+        assert control in result.stdout

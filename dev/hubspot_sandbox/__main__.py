@@ -8,6 +8,7 @@ import signal
 import threading
 from pathlib import Path
 
+from dev import hubspot_sandbox
 from dev.hubspot_sandbox.server import SandboxServer
 from dev.hubspot_sandbox.settings import DEFAULT_TOKEN
 
@@ -16,6 +17,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dev.hubspot_sandbox",
         description="A local HubSpot Communication Preferences API on 127.0.0.1.",
+        # The routes and the out-of-band controls, documented once in the package docstring.
+        epilog=hubspot_sandbox.__doc__.split("\n\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="the accepted bearer token")

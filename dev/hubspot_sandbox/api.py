@@ -22,9 +22,19 @@ from dev.hubspot_sandbox.bodies import (
     rate_limit_body,
 )
 from dev.hubspot_sandbox.faults import ROLLING_POLICY, AnswerScript, RandomFaults, RateLimiter
+from dev.hubspot_sandbox.reads import STATUSES, WIDE_STATUSES, Reads, invalid_email_answer
 from dev.hubspot_sandbox.settings import BATCH_WRITE_SCOPE, READ_WRITE_SCOPE, SandboxSettings
-from dev.hubspot_sandbox.state import ConsentStore, StatusKey, utc_iso
-from dev.hubspot_sandbox.validation import is_plausible_email, write_problems
+from dev.hubspot_sandbox.state import ConsentStore, StatusKey, WideKey, utc_iso
+from dev.hubspot_sandbox.validation import (
+    email_problems,
+    inputs_of,
+    is_plausible_email,
+    raise_for_problems,
+    status_key_problems,
+    status_record_problems,
+    wide_record_problems,
+    write_problems,
+)
 
 JsonBody = dict[str, Any] | None
 
@@ -50,7 +60,9 @@ class Answer:
 
 @dataclass(frozen=True)
 class Route:
-    name: str  # write_one, read_one, batch_write, batch_read, definitions
+    # write_one, read_one, batch_write, batch_read, definitions, and for opting out of all
+    # email: unsubscribe_all, read_wide_one, batch_read_wide
+    name: str
     email: str | None = None
 
 
@@ -68,14 +80,33 @@ def resolve_route(method: str, path: str, versions: tuple[str, ...]) -> Route | 
     rest = parts[3:]
     if rest == ["definitions"] and method == "GET":
         return Route("definitions")
-    if len(rest) == 3 and rest[:2] == ["statuses", "batch"] and method == "POST":
-        return Route(f"batch_{rest[2]}") if rest[2] in ("read", "write") else None
-    if len(rest) == 2 and rest[0] == "statuses" and rest[1] not in ("", "batch"):
-        if method == "POST":
-            return Route("write_one", unquote(rest[1]))
-        if method == "GET":
-            return Route("read_one", unquote(rest[1]))
+    if rest[:2] == ["statuses", "batch"]:
+        batch_routes = {
+            "read": "batch_read",
+            "write": "batch_write",
+            "unsubscribe-all/read": "batch_read_wide",
+        }
+        name = batch_routes.get("/".join(rest[2:]))
+        return Route(name) if name and method == "POST" else None
+    if len(rest) not in (2, 3) or rest[0] != "statuses" or not rest[1]:
+        return None
+    email = unquote(rest[1])
+    if len(rest) == 2:
+        return {"POST": Route("write_one", email), "GET": Route("read_one", email)}.get(method)
+    if rest[2] == "unsubscribe-all":
+        return {"POST": Route("unsubscribe_all", email), "GET": Route("read_wide_one", email)}.get(
+            method
+        )
     return None
+
+
+def _rejection(settings: SandboxSettings, email: str) -> tuple[int, JsonBody] | None:
+    """The error a write for an email in ``reject_emails`` answers."""
+    rule = settings.reject_emails.get(email.lower())
+    if rule is None:
+        return None
+    status = rule.get("status", 400)
+    return status, error_body(status, rule.get("message"), rule.get("category"))
 
 
 def _parse_json(body: bytes) -> tuple[Any, bool]:
@@ -87,18 +118,13 @@ def _parse_json(body: bytes) -> tuple[Any, bool]:
         return None, False
 
 
-def _inputs(payload: Any) -> list[Any] | None:
-    inputs = payload.get("inputs") if isinstance(payload, dict) else None
-    return inputs if isinstance(inputs, list) else None
-
-
 def _emails_of(route: Route, payload: Any) -> list[str]:
     if route.email is not None:
         return [route.email]
-    inputs = _inputs(payload) or []
+    inputs = inputs_of(payload) or []
     if route.name == "batch_write":
         return [str(i.get("subscriberIdString")) for i in inputs if isinstance(i, dict)]
-    return [str(i) for i in inputs] if route.name == "batch_read" else []
+    return [str(i) for i in inputs] if route.name in ("batch_read", "batch_read_wide") else []
 
 
 class SandboxApi:
@@ -142,7 +168,7 @@ class SandboxApi:
             emails = _emails_of(route, payload)
             record["email"] = route.email
             if route.name.startswith("batch_"):
-                record["items"] = len(_inputs(payload) or [])
+                record["items"] = len(inputs_of(payload) or [])
             scopes = settings.scopes_for(request.token)
             if scopes is None:
                 return Answer(401, error_body(401), {}, self._faults.latency_s(settings), record)
@@ -190,7 +216,7 @@ class SandboxApi:
             ids = sorted(
                 {
                     str(i.get("subscriptionId"))
-                    for i in _inputs(payload) or []
+                    for i in inputs_of(payload) or []
                     if isinstance(i, dict)
                 }
             )
@@ -228,12 +254,18 @@ class SandboxApi:
             if BATCH_WRITE_SCOPE not in scopes:
                 return 403, missing_scope_body(BATCH_WRITE_SCOPE)
             return self._write_batch(settings, payload, requested_at)
-        channel = parse_qs(query).get("channel", [None])[0]
+        params = parse_qs(query)
+        channel = params.get("channel", [None])[0]
         if channel != "EMAIL":
             return 400, error_body(400, f"channel must be EMAIL; got {channel!r}")
-        if route.name == "read_one":
-            return self._read_one(route.email or "", settings, requested_at)
-        return self._read_batch(settings, payload, requested_at)
+        if route.name == "unsubscribe_all":
+            verbose = params.get("verbose", ["false"])[0].lower() == "true"
+            return self._unsubscribe_all(route.email or "", settings, verbose, requested_at)
+        reads = Reads(self._store, settings.definitions, requested_at)
+        kind = WIDE_STATUSES if route.name in ("read_wide_one", "batch_read_wide") else STATUSES
+        if route.name.startswith("batch_"):
+            return reads.batch(payload, kind)
+        return reads.one(route.email or "", kind)
 
     def _write_one(
         self, email: str, settings: SandboxSettings, payload: Any, requested_at: str
@@ -252,10 +284,9 @@ class SandboxApi:
             return 400, error_body(
                 400, message, errors=[{"message": message, "in": "subscriptionId"}]
             )
-        rule = settings.reject_emails.get(email.lower())
-        if rule is not None:
-            status = rule.get("status", 400)
-            return status, error_body(status, rule.get("message"), rule.get("category"))
+        rejected = _rejection(settings, email)
+        if rejected:
+            return rejected
         item = self._store.write(
             email,
             definition,
@@ -274,7 +305,7 @@ class SandboxApi:
         Items HubSpot can only refuse after looking (unknown subscription, rejected email)
         become ``errors[]`` entries; such a partial answer is ``partial_status`` (207 or 200).
         """
-        inputs = _inputs(payload)
+        inputs = inputs_of(payload)
         if not inputs:
             return 400, error_body(400, "Invalid input: 'inputs' must be a non-empty list.")
         bad = [
@@ -330,39 +361,19 @@ class SandboxApi:
         status = settings.partial_status if errors else 200
         return status, envelope(results, errors, requested_at)
 
-    def _read_one(
-        self, email: str, settings: SandboxSettings, requested_at: str
+    def _unsubscribe_all(
+        self, email: str, settings: SandboxSettings, verbose: bool, requested_at: str
     ) -> tuple[int, JsonBody]:
-        """Every known subscription, never-set ones as NOT_SPECIFIED with a null timestamp.
+        """Opt a contact out of all email (see :meth:`ConsentStore.unsubscribe_all`).
 
-        HubSpot's v4 answer is the envelope with ``results``; ``subscriberIdString`` and
-        ``statuses`` repeat them in the per-contact shape batch read uses.
+        Like HubSpot, the answer lists the subscription statuses it changed only with
+        ``verbose=true``; without it ``results`` is empty.
         """
-        if not is_plausible_email(email):
-            return 400, error_body(400, f"Invalid input: not a valid email address: {email!r}")
-        statuses = self._store.read(email, settings.definitions, "EMAIL")
-        return 200, {
-            **envelope(statuses, [], requested_at),
-            "subscriberIdString": email,
-            "statuses": statuses,
-        }
-
-    def _read_batch(
-        self, settings: SandboxSettings, payload: Any, requested_at: str
-    ) -> tuple[int, JsonBody]:
-        inputs = _inputs(payload)
-        if not inputs:
-            return 400, error_body(400, "Invalid input: 'inputs' must be a non-empty list.")
-        results, errors = [], []
-        for email in inputs:
-            if is_plausible_email(email):
-                statuses = self._store.read(email, settings.definitions, "EMAIL")
-                results.append({"subscriberIdString": email, "statuses": statuses})
-            else:
-                errors.append(
-                    item_error(f"not a valid email address: {email!r}", "VALIDATION_ERROR", [email])
-                )
-        return (207 if errors else 200), envelope(results, errors, requested_at)
+        refused = invalid_email_answer(email) or _rejection(settings, email)
+        if refused:
+            return refused
+        changed = self._store.unsubscribe_all(email, settings.definitions, "EMAIL")
+        return 200, envelope(changed if verbose else [], [], requested_at)
 
     def log(self, record: dict[str, Any], status: int | str, finished: float) -> None:
         """Keep one answered (or dropped) API request for :meth:`requests`."""
@@ -406,14 +417,39 @@ class SandboxApi:
         with self._lock:
             return self._store.snapshot()
 
-    def seed_statuses(self, records: list[dict[str, Any]]) -> None:
-        for record in records:
-            missing = {"email", "subscriptionId", "status"} - set(record)
-            if missing:
-                raise ValueError(f"a seeded status needs {', '.join(sorted(missing))}: {record!r}")
+    def wide_statuses(self) -> dict[WideKey, dict[str, Any]]:
         with self._lock:
+            return self._store.wide_snapshot()
+
+    # Changes behind the pipeline's back. Each refuses the whole request, naming every bad
+    # record, before it changes anything.
+
+    def seed_statuses(self, records: list[dict[str, Any]]) -> None:
+        with self._lock:
+            known_ids = {d["id"] for d in self._settings.definitions}
+            raise_for_problems("statuses", records, lambda r: status_record_problems(r, known_ids))
             for record in records:
                 self._store.seed(record)
+
+    def drop_statuses(self, records: list[dict[str, Any]]) -> None:
+        raise_for_problems("statuses", records, status_key_problems)
+        keys = [
+            (r["email"].lower(), int(r["subscriptionId"]), r.get("channel") or "EMAIL")
+            for r in records
+        ]
+        with self._lock:
+            self._store.drop(keys)
+
+    def forget_contacts(self, emails: list[str]) -> None:
+        raise_for_problems("emails", emails, email_problems)
+        with self._lock:
+            self._store.forget(emails)
+
+    def set_wide_statuses(self, records: list[dict[str, Any]]) -> None:
+        raise_for_problems("wide_statuses", records, wide_record_problems)
+        with self._lock:
+            for record in records:
+                self._store.set_wide(record)
 
     def requests(self, since: int = 0) -> list[dict[str, Any]]:
         with self._lock:

@@ -80,11 +80,19 @@ def rate_limit_body(policy: str) -> dict[str, Any]:
 def item_error(
     message: str, category: str, emails: list[Any], subscription_ids: list[Any] | None = None
 ) -> dict[str, Any]:
-    """One failed input of a batch, with the context clients use to find the input again."""
+    """One failed input of a batch in the ``StandardError`` shape (``errors`` and ``links`` are
+    required there), with the context clients use to find the input again."""
     context = {"subscriberIdString": [str(e) for e in emails]}
     if subscription_ids is not None:
         context["subscriptionId"] = [str(i) for i in subscription_ids]
-    return {"status": "error", "category": category, "message": message, "context": context}
+    return {
+        "status": "error",
+        "category": category,
+        "message": message,
+        "context": context,
+        "errors": [],
+        "links": {},
+    }
 
 
 def envelope(results: list[dict], errors: list[dict], requested_at: str) -> dict[str, Any]:

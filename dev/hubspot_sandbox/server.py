@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 
 from dev.hubspot_sandbox.api import ApiRequest, SandboxApi
 from dev.hubspot_sandbox.settings import DEFAULT_TOKEN, SandboxSettings
-from dev.hubspot_sandbox.state import StatusKey
+from dev.hubspot_sandbox.state import StatusKey, WideKey
 
 HOST = "127.0.0.1"
 CONTROL_PREFIX = "/_sandbox"
@@ -130,9 +130,19 @@ class _Handler(BaseHTTPRequestHandler):
             elif route == ("GET", "/statuses"):
                 self._send(200, _status_list(api.statuses()))
             elif route == ("POST", "/statuses"):
-                records = payload.get("statuses") if isinstance(payload, dict) else payload
-                api.seed_statuses(list(records or []))
+                api.seed_statuses(_listed(payload, "statuses"))
                 self._send(200, _status_list(api.statuses()))
+            elif route == ("POST", "/statuses/drop"):
+                api.drop_statuses(_listed(payload, "statuses"))
+                self._send(200, _status_list(api.statuses()))
+            elif route == ("POST", "/contacts/forget"):
+                api.forget_contacts(_listed(payload, "emails"))
+                self._send(200, _status_list(api.statuses()))
+            elif route == ("GET", "/wide-statuses"):
+                self._send(200, _wide_list(api.wide_statuses()))
+            elif route == ("POST", "/wide-statuses"):
+                api.set_wide_statuses(_listed(payload, "wideStatuses"))
+                self._send(200, _wide_list(api.wide_statuses()))
             elif route == ("GET", "/requests"):
                 since = int(query.get("since", ["0"])[0])
                 records = api.requests(since)
@@ -143,10 +153,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, {"error": str(exc)})
 
 
+def _listed(payload: Any, key: str) -> list[Any]:
+    """A control request's records: a JSON list, or an object holding it under ``key``."""
+    records = payload.get(key) if isinstance(payload, dict) else payload
+    if not isinstance(records, list):
+        raise ValueError(f"send a JSON list, or an object with a list under {key!r}")
+    return records
+
+
 def _status_list(statuses: dict[StatusKey, dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {"email": email, "subscriptionId": subscription_id, "channel": channel, **record}
         for (email, subscription_id, channel), record in sorted(statuses.items())
+    ]
+
+
+def _wide_list(wide: dict[WideKey, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"email": email, "channel": channel, **record}
+        for (email, channel), record in sorted(wide.items())
     ]
 
 
@@ -215,8 +240,29 @@ class SandboxServer:
     def statuses(self) -> dict[StatusKey, dict[str, Any]]:
         return self._api.statuses()
 
+    # Changes behind the pipeline's back (see the package docstring). Each refuses bad records
+    # with a ValueError naming them, before it changes anything.
+
     def seed_statuses(self, records: list[dict[str, Any]]) -> None:
+        """Set statuses as if changed inside HubSpot: ``{email, subscriptionId, status,
+        channel?, timestamp?, source?, legalBasis?, legalBasisExplanation?}`` each."""
         self._api.seed_statuses(records)
+
+    def drop_statuses(self, records: list[dict[str, Any]]) -> None:
+        """Lose stored statuses, ``{email, subscriptionId, channel?}`` each (a lost write)."""
+        self._api.drop_statuses(records)
+
+    def forget_contacts(self, emails: list[str]) -> None:
+        """Forget contacts entirely (merged or deleted) until a write creates them again."""
+        self._api.forget_contacts(emails)
+
+    def set_wide_statuses(self, records: list[dict[str, Any]]) -> None:
+        """Opt contacts out of all email, ``{email, status: "UNSUBSCRIBED", timestamp?}`` each,
+        or end the opt-out (any other status); their subscription statuses stay as they are."""
+        self._api.set_wide_statuses(records)
+
+    def wide_statuses(self) -> dict[WideKey, dict[str, Any]]:
+        return self._api.wide_statuses()
 
     def requests(self, since: int = 0) -> list[dict[str, Any]]:
         return self._api.requests(since)
