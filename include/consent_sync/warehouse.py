@@ -60,15 +60,24 @@ def _final_outcomes():
 
 
 def _same_rows(recorded, rows) -> bool:
-    """Whether ``rows`` say again what ``recorded`` says (``recorded_at`` aside), in any order."""
+    """Whether ``rows`` say again what ``recorded`` says (``recorded_at`` aside), in any order.
+
+    Column by column, so that a million-row comparison holds two columns at a time, not two
+    sorted copies of both tables.
+    """
+    import pyarrow.compute as pc
+
     if recorded.num_rows != rows.num_rows:
         return False
-    names = [name for name in recorded.column_names if name != "recorded_at"]
-
-    def ordered(table):
-        return table.select(names).cast(recorded.select(names).schema).sort_by("change_id")
-
-    return ordered(recorded).equals(ordered(rows))
+    recorded_order = pc.sort_indices(recorded["change_id"])
+    rows_order = pc.sort_indices(rows["change_id"])
+    for field in recorded.schema:
+        if field.name == "recorded_at":
+            continue
+        theirs = rows[field.name].cast(field.type).take(rows_order)
+        if not recorded[field.name].take(recorded_order).equals(theirs):
+            return False
+    return True
 
 
 class Warehouse:
