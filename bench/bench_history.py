@@ -51,7 +51,7 @@ AUDIT_QUERIES = {
 
 
 def log(message: str) -> None:
-    print(f"  {time.strftime('%H:%M:%S')} {message}", flush=True)
+    print(f"  {time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
 
 def prepare(kind: str, size: int, night, workdir: Path) -> tuple[dict, float]:
@@ -79,6 +79,27 @@ def prepare(kind: str, size: int, night, workdir: Path) -> tuple[dict, float]:
         else:
             warehouse.execute("CHECKPOINT")
     return fields, time.perf_counter() - started
+
+
+def build_in_child(kind: str, size: int, night, workdir: Path) -> tuple[dict, float]:
+    """:func:`prepare` in a child process. A child's ``ru_maxrss`` starts from its parent's
+    high-water mark (Linux carries it over fork and exec), so the parent must never hold the
+    history itself, or every step would seem to peak at what the build did."""
+    child = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--build",
+            json.dumps([kind, size, [night.new, night.late, night.failed], str(workdir)]),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    if child.returncode:
+        raise SystemExit(f"building the {kind} warehouse with {size:,} history rows failed")
+    fields, built = json.loads(child.stdout.strip().splitlines()[-1])
+    return fields, built
 
 
 def run_child(step: str, fields: dict, staging: Path) -> dict:
@@ -150,7 +171,7 @@ def bench(kind: str, size: int, night, args) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix=f"consent_history_{kind}_"))
     staging = workdir / "staging"
     print(f"\n[{kind} {size:,}] building", flush=True)
-    fields, built = prepare(kind, size, night, workdir)
+    fields, built = build_in_child(kind, size, night, workdir)
     print(f"[{kind} {size:,}] built in {built:.0f} s", flush=True)
     figures = {}
     try:
@@ -240,7 +261,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-rss-mib", type=float, default=2048.0)
     parser.add_argument("--explain", help="write the PostgreSQL extract plan (largest size) here")
     parser.add_argument("--keep", action="store_true", help="keep the warehouses")
+    parser.add_argument("--build", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.build:
+        kind, size, counts, workdir = json.loads(args.build)
+        fields, built = prepare(kind, size, Night(*counts), Path(workdir))
+        print(json.dumps([fields, built]))
+        return 0
     night = Night(args.new, args.late, args.failed)
     kinds = ("duckdb", "postgres") if args.warehouse == "both" else (args.warehouse,)
     results = [bench(kind, size, night, args) for kind in kinds for size in args.sizes]
