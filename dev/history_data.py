@@ -23,6 +23,9 @@ from include.consent_sync.contract import LEDGER_TABLE, SOURCE_TABLE
 NIGHT_END = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
 CHANGES_PER_NIGHT = 27_000
 CHUNK_ROWS = 1_000_000
+# The contacts every night's changes are drawn from, whatever the history's size: the night is
+# the same night (as many keys changing twice in it) on an empty history and on ten million rows.
+CONTACTS = 1_000_000
 SUBSCRIPTIONS = (1001, 1002, 1003)
 # A history change's final outcome in its night's run, and how often.
 SECONDARY_INDEXES = tuple(f"{LEDGER_TABLE}_{name}" for name in ("change_id", "key", "finished"))
@@ -62,6 +65,7 @@ def build(
     night: Night = Night(),
     *,
     per_night: int = CHANGES_PER_NIGHT,
+    contacts: int = CONTACTS,
     seed: int = 11,
     log: Callable[[str], None] = lambda message: None,
 ) -> None:
@@ -71,7 +75,6 @@ def build(
     from dev.demo_data import create_source_table
 
     rng = np.random.default_rng(seed)
-    contacts = max(100, (history_rows + night.new) // 6)
     create_source_table(warehouse)
     warehouse.ensure_ledger()
     # Bulk loads go faster without the ledger's secondary indexes; ensure_ledger rebuilds them.

@@ -26,7 +26,8 @@ def history(warehouse):
     night."""
     with warehouse.open() as connection:
         connection.execute("DROP TABLE consent_changes")
-        history_data.build(connection, 3_000, NIGHT, per_night=60)  # 50 nights
+        # 50 nights on 500 contacts: keys change again and again.
+        history_data.build(connection, 3_000, NIGHT, per_night=60, contacts=500)
     return warehouse
 
 
