@@ -186,10 +186,6 @@ class Warehouse:
             ledger_schema()
         )
 
-    def run_outcomes(self, dag_run_id: str):
-        """One run's ledger rows as an Arrow table of ``change_id`` and ``outcome``."""
-        return self.run_rows(dag_run_id).select(["change_id", "outcome"])
-
     def begin(self) -> None:
         raise NotImplementedError
 
