@@ -45,7 +45,7 @@ AUDIT_QUERIES = {
     "ORDER BY interval_end DESC LIMIT 14",
     "per-email query": "SELECT dag_run_id, change_id, subscription_id, status_state, changed_at, "
     "outcome, error_category, error_message, set_status_success_reason, sent_at "
-    "FROM hubspot_consent_sync_results WHERE lower(trim(email)) = 'c4242@example.com' "
+    "FROM hubspot_consent_sync_results WHERE lower(trim(both ' ' from email)) = 'c4242@example.com' "
     "ORDER BY changed_at, recorded_at",
 }
 

@@ -30,9 +30,11 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(PROJECT), str(PROJECT / "plugins")]
 
+from include.consent_sync.contract import HUBSPOT_POOL_SLOTS  # noqa: E402
+
 LIMIT = 190
 LATENCY_MS = 100
-WORKERS = 4
+WORKERS = HUBSPOT_POOL_SLOTS  # push tasks at once, as the pool allows
 
 
 def connection_env(url: str, **extras) -> str:

@@ -32,7 +32,6 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -129,20 +128,11 @@ def connection_fields(kind: str, target: str) -> dict:
 
 
 def open_warehouse(fields: dict):
-    """The production path (``open_warehouse`` of an Airflow connection), without Airflow."""
-    from include.consent_sync.warehouse import open_warehouse as open_from_connection
+    """The production path (``open_warehouse`` of the Airflow connection), as a task opens it."""
+    from include.consent_sync.warehouse import open_warehouse as open_connection
 
-    connection = SimpleNamespace(
-        conn_id="consent_warehouse",
-        conn_type=fields["conn_type"],
-        host=fields.get("host"),
-        port=fields.get("port"),
-        schema=fields.get("schema"),
-        login=fields.get("login"),
-        password=None,
-        extra_dejson={},
-    )
-    return open_from_connection(connection)
+    os.environ["AIRFLOW_CONN_CONSENT_WAREHOUSE"] = json.dumps(fields)
+    return open_connection("consent_warehouse")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """hubspot_consent_sync: warehouse consent changes → validated → HubSpot → ledger.
 
-The DAG only wires the steps; what each step does lives in ``include/consent_sync/pipeline.py``
-(see ARCHITECTURE.md for the data flow). Heavy imports happen inside the tasks.
+The DAG only wires the steps: each task reads its run's values through
+``include/consent_sync/runtime.py`` and runs one step of ``include/consent_sync/pipeline.py``
+(the design: docs/ARCHITECTURE.md). Heavy imports happen inside the tasks.
 """
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, TriggerRule, dag, task
 
-from hubspot_provider.operators.subscription_status import HubSpotSubscriptionStatusOperator
 from include.consent_sync import runtime, turns
-from include.consent_sync.contract import DAG_ID, HUBSPOT_CONN_ID, HUBSPOT_POOL, LEDGER_TABLE
+from include.consent_sync.contract import (
+    DAG_ID,
+    HUBSPOT_CONN_ID,
+    HUBSPOT_POOL,
+    HUBSPOT_POOL_SLOTS,
+    LEDGER_TABLE,
+)
+from include.consent_sync.push_operator import PushBatchOperator
 
-# Push tasks that may run at once; each paces at its share of HubSpot's limit. Keep it equal to
-# the `hubspot_api` pool's slots (airflow_settings.yaml).
-PUSH_PARALLELISM = 4
 LEDGER = Asset(f"consent_warehouse://{LEDGER_TABLE}", group="hubspot_consent_sync")
 
 DOC = """
@@ -116,38 +120,83 @@ def hubspot_consent_sync():
         max_active_tis_per_dag=1,
     )
     def wait_for_turn(**context) -> bool:
-        return runtime.wait_for_turn(context)
+        """Hold this run until no other run is between its extract and its load_results and no
+        earlier run is still running, so runs (backfills included) take turns in date order."""
+        return runtime.is_our_turn(context)
 
     @task
     def extract(**context) -> dict:
-        return runtime.extract(context)
+        """Check `consent_changes` against the contract, select the run's candidate changes
+        (the interval, plus unfinished ones within `lookback_days`) and stage them as Parquet."""
+        from include.consent_sync import pipeline
+
+        folder = runtime.run_folder(context)
+        with runtime.open_warehouse() as warehouse, runtime.gates_fail_fast():
+            facts = pipeline.extract(warehouse, folder, runtime.window(context))
+        return {"folder": str(folder), **facts}
 
     @task
     def validate(extracted: dict, **context) -> dict:
-        return runtime.validate(context)
+        """Run the validation suite on the candidates: valid rows go on, INVALID rows are staged
+        with their reasons; the run stops if the invalid share exceeds `max_invalid_share`."""
+        from airflow.sdk import ObjectStoragePath
+
+        from include.consent_sync import pipeline
+
+        with runtime.gates_fail_fast():
+            facts = pipeline.validate(
+                ObjectStoragePath(extracted["folder"]),
+                now=datetime.now(UTC),
+                max_invalid_share=float(context["params"]["max_invalid_share"]),
+            )
+        return {"folder": extracted["folder"], **facts}
 
     @task
     def plan(validated: dict, **context) -> list[dict]:
-        return runtime.plan(context, parallel_tasks=PUSH_PARALLELISM)
+        """Keep the latest change per key, decide the skips, check `max_rows` and cut the changes
+        to send into batch files, one per mapped push task."""
+        from airflow.sdk import ObjectStoragePath
+
+        from include.consent_sync import pipeline
+
+        with runtime.gates_fail_fast():
+            batches = pipeline.plan(
+                ObjectStoragePath(validated["folder"]),
+                dry_run=bool(context["params"]["dry_run"]),
+                max_rows=int(context["params"]["max_rows"]),
+                parallel_tasks=HUBSPOT_POOL_SLOTS,
+            )
+        return runtime.with_guard_choice(context, batches)
 
     @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[LEDGER])
     def load_results(**context) -> dict:
-        return runtime.load_results(context, LEDGER)
+        """Write one ledger row per considered change, whatever stage the run reached (runs even
+        when an earlier task failed); emits the ledger Asset with the run's counts."""
+        from include.consent_sync import pipeline
+
+        facts = runtime.run_facts(context)
+        with runtime.open_warehouse() as warehouse:
+            counts = pipeline.load_results(warehouse, runtime.run_folder(context), facts)
+        context["outlet_events"][LEDGER].extra = {"dag_run_id": facts.dag_run_id, **counts}
+        return counts
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def report(counts: dict | None, **context) -> None:
-        runtime.report(context, counts)
+        """Log the run's counts per outcome; fail the run, naming the task, if a step stopped."""
+        runtime.summarise_run(context, counts)
 
     extracted = extract()
     wait_for_turn() >> extracted
     batches = plan(validate(extracted))
-    push = HubSpotSubscriptionStatusOperator.partial(
+    push = PushBatchOperator.partial(
         task_id="push",
         hubspot_conn_id=HUBSPOT_CONN_ID,
         pool=HUBSPOT_POOL,
-        parallel_tasks=PUSH_PARALLELISM,
-        max_active_tis_per_dagrun=PUSH_PARALLELISM,
+        parallel_tasks=HUBSPOT_POOL_SLOTS,
+        max_active_tis_per_dagrun=HUBSPOT_POOL_SLOTS,
         map_index_template="batch {{ task.batch['index'] }} ({{ task.batch['rows'] }} rows)",
+        doc_md="Send one batch's changes to HubSpot (pool `hubspot_api`, at its share of the "
+        "rate limit), staging one result per row as it goes: a retry sends only what is not done.",
     ).expand(batch=batches)
     counts = load_results()
     push >> counts

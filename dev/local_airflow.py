@@ -17,11 +17,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from include.consent_sync.contract import DAG_ID, HUBSPOT_POOL
+from include.consent_sync.contract import DAG_ID, HUBSPOT_POOL, HUBSPOT_POOL_SLOTS
 
 PROJECT = Path(__file__).resolve().parent.parent
 SANDBOX_TOKEN = "sandbox-token"
-POOL_SLOTS = 4
 
 
 @dataclass
@@ -92,7 +91,7 @@ class LocalAirflow:
             "pools",
             "set",
             HUBSPOT_POOL,
-            str(POOL_SLOTS),
+            str(HUBSPOT_POOL_SLOTS),
             "HubSpot API: shares one rate limit",
             capture=True,
         )

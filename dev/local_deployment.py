@@ -26,12 +26,12 @@ from typing import IO, Any
 import requests
 
 from dev import local_postgres
-from dev.local_airflow import POOL_SLOTS, PROJECT, LocalAirflow, SandboxProcess
-from include.consent_sync.contract import DAG_ID
+from dev.local_airflow import PROJECT, LocalAirflow, SandboxProcess
+from include.consent_sync.contract import DAG_ID, HUBSPOT_POOL_SLOTS
 
 WORKERS = ("worker-1", "worker-2")
 # Two workers of two task slots each: as many push tasks at once as the hubspot_api pool allows.
-WORKER_CONCURRENCY = POOL_SLOTS // len(WORKERS)
+WORKER_CONCURRENCY = HUBSPOT_POOL_SLOTS // len(WORKERS)
 # Set per worker process; read by worker_hostname() in that worker's tasks.
 WORKER_NAME_VAR = "LOCAL_DEPLOYMENT_WORKER"
 ADMIN_USER = "admin"

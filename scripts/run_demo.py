@@ -14,7 +14,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
 
 from dev.demo_data import DEMO_INTERVAL_END, create_demo_warehouse  # noqa: E402
 from dev.local_airflow import PROJECT, LocalAirflow, SandboxProcess  # noqa: E402
-from include.consent_sync.contract import LEDGER_TABLE  # noqa: E402
+from include.consent_sync.contract import LATEST_VIEW, LEDGER_TABLE, RUNS_VIEW  # noqa: E402
 from include.consent_sync.warehouse import DuckDBWarehouse  # noqa: E402
 
 LOCAL = PROJECT / ".local"
@@ -23,11 +23,14 @@ AUDIT_QUERIES = """\
 SELECT dag_run_id, change_id, subscription_id, status_state, changed_at, outcome,
        error_category, error_message, set_status_success_reason, sent_at
 FROM {ledger}
-WHERE lower(trim(email)) = '{email}'
+WHERE lower(trim(both ' ' from email)) = '{email}'
 ORDER BY changed_at, recorded_at;
 
 -- What failed or is waiting, per run?
-SELECT * FROM hubspot_consent_sync_runs ORDER BY interval_end DESC;"""
+SELECT * FROM {runs} ORDER BY interval_end DESC;
+
+-- What HubSpot holds for that contact, as far as this pipeline knows
+SELECT * FROM {latest} WHERE lower(trim(both ' ' from email)) = '{email}';"""
 
 
 def main() -> int:
@@ -57,7 +60,7 @@ def main() -> int:
             [run_id],
         ).fetchall()
         email = db.execute(
-            f"SELECT lower(trim(email)) FROM {LEDGER_TABLE} WHERE outcome = 'SKIPPED_SUPERSEDED' "
+            f"SELECT lower(trim(both ' ' from email)) FROM {LEDGER_TABLE} WHERE outcome = 'SKIPPED_SUPERSEDED' "
             "ORDER BY change_id LIMIT 1"
         ).fetchone() or ("jane@example.com",)
         total, runs = db.execute(
@@ -75,7 +78,11 @@ def main() -> int:
     print(f"Ledger: {warehouse} table {LEDGER_TABLE}: {total:,} rows over {runs} run(s)")
     print(f"Full Airflow log: {LOCAL / 'last_run.log'}")
     print(f"\nAudit it with any DuckDB client, e.g. the duckdb CLI: duckdb {warehouse}\n")
-    print(AUDIT_QUERIES.format(ledger=LEDGER_TABLE, email=email[0]))
+    print(
+        AUDIT_QUERIES.format(
+            ledger=LEDGER_TABLE, runs=RUNS_VIEW, latest=LATEST_VIEW, email=email[0]
+        )
+    )
     return result.returncode
 
 

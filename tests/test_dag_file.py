@@ -23,6 +23,7 @@ print(json.dumps({{
     "max_active_runs": dag.max_active_runs if dag else None,
     "params": sorted(dag.params) if dag else [],
     "push_pool": dag.get_task("push").pool if dag else None,
+    "undocumented": sorted(t.task_id for t in dag.tasks if not t.doc_md) if dag else None,
     "retries": dag.get_task("extract").retries if dag else None,
     "gate": {{
         "mode": dag.get_task("wait_for_turn").mode,
@@ -60,6 +61,7 @@ def test_dag_imports_without_errors_or_heavy_modules(tmp_path):
     assert facts["timetable"] == "CronDataIntervalTimetable"
     assert facts["max_active_runs"] == 1
     assert facts["push_pool"] == "hubspot_api"
+    assert facts["undocumented"] == [], "each task's docstring is its doc in the UI"
     assert facts["retries"] == 2
     # One gate decision at a time across all runs, and it comes before anything reads the ledger.
     assert facts["gate"] == {
@@ -84,3 +86,13 @@ def test_no_airflow_2_idioms():
     ruff = [sys.executable, "-m", "ruff", "check", "--select", "AIR3", "dags", "plugins", "include"]
     result = subprocess.run(ruff, cwd=PROJECT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+def test_the_local_pool_has_the_contracts_slots():
+    import yaml
+
+    from include.consent_sync.contract import HUBSPOT_POOL, HUBSPOT_POOL_SLOTS
+
+    settings = yaml.safe_load((PROJECT / "airflow_settings.yaml").read_text())
+    pools = {p["pool_name"]: p["pool_slot"] for p in settings["airflow"]["pools"]}
+    assert pools == {HUBSPOT_POOL: HUBSPOT_POOL_SLOTS}

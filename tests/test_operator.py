@@ -1,10 +1,10 @@
-"""HubSpotSubscriptionStatusOperator: the run's resubscribe_guard choice reaches the push."""
+"""PushBatchOperator: the run's resubscribe_guard choice reaches the push."""
 
 from datetime import UTC, datetime
 
 import pytest
 
-from hubspot_provider.operators.subscription_status import HubSpotSubscriptionStatusOperator
+from include.consent_sync.push_operator import PushBatchOperator
 from include.consent_sync.staging import write_table
 from tests.test_push import batch_rows
 
@@ -34,5 +34,5 @@ def test_the_batch_carries_the_runs_guard_choice(
         "results_path": str(tmp_path / "results"),
         "resubscribe_guard": choice,
     }
-    operator = HubSpotSubscriptionStatusOperator(task_id="push", batch=batch)
+    operator = PushBatchOperator(task_id="push", batch=batch)
     assert operator.execute({}) == {expected: 1}

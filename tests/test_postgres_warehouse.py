@@ -5,6 +5,7 @@ Tests taking ``warehouse`` run on both engines (the behaviour must be the same);
 127.0.0.1:5432, and fail instead when CI=true.
 """
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -294,20 +295,12 @@ def test_bulk_insert_streams_in_chunks(postgres_warehouse, monkeypatch):
 
 @pg
 @pytest.mark.parametrize("conn_type", ["postgres", "postgresql"])
-def test_open_warehouse_from_an_airflow_connection(postgres_warehouse, conn_type):
-    from airflow.sdk import Connection
-
+def test_open_warehouse_from_an_airflow_connection(postgres_warehouse, monkeypatch, conn_type):
     fields = postgres_warehouse.connection()
-    connection = Connection(
-        conn_id="consent_warehouse",
-        conn_type=conn_type,
-        host=fields["host"],
-        port=fields["port"],
-        login=fields["login"],
-        schema=fields["schema"],
-        extra='{"application_name": "consent-sync-test", "cursor": "dictcursor"}',
-    )
-    with open_warehouse(connection) as warehouse:
+    extra = {"application_name": "consent-sync-test", "cursor": "dictcursor"}
+    connection = {**fields, "conn_type": conn_type, "extra": extra}
+    monkeypatch.setenv("AIRFLOW_CONN_CONSENT_WAREHOUSE", json.dumps(connection))
+    with open_warehouse("consent_warehouse") as warehouse:
         assert isinstance(warehouse, PostgresWarehouse)
         found = warehouse.query_arrow(
             "SELECT current_database() AS db, current_setting('application_name') AS app, "
@@ -317,12 +310,11 @@ def test_open_warehouse_from_an_airflow_connection(postgres_warehouse, conn_type
 
 
 @pg
-def test_open_warehouse_needs_a_database_name():
-    from airflow.sdk import Connection
-
-    connection = Connection(conn_id="consent_warehouse", conn_type="postgres", host="127.0.0.1")
+def test_open_warehouse_needs_a_database_name(monkeypatch):
+    connection = {"conn_type": "postgres", "host": "127.0.0.1"}
+    monkeypatch.setenv("AIRFLOW_CONN_CONSENT_WAREHOUSE", json.dumps(connection))
     with pytest.raises(ValueError, match="schema = the database name"):
-        open_warehouse(connection)
+        open_warehouse("consent_warehouse")
 
 
 @pg

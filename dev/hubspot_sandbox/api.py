@@ -180,7 +180,10 @@ class SandboxApi:
             policy, headers = self._limiter.admit(request.token, time.monotonic(), settings)
             latency = self._faults.latency_s(settings)
             if scripted and (
-                scripted.get("drop") or scripted.get("status", 0) >= 400 or scripted.get("errors")
+                scripted.get("drop")
+                or scripted.get("status", 0) >= 400
+                or scripted.get("errors")
+                or scripted.get("call_status")
             ):
                 record["reason"] = "scripted"
                 status, body = self._scripted(scripted, headers, emails, payload)
@@ -212,6 +215,9 @@ class SandboxApi:
             if "retry_after" in scripted:
                 headers["Retry-After"] = str(scripted["retry_after"])
             return 429, rate_limit_body(scripted.get("policy", ROLLING_POLICY))
+        if status < 400 and scripted.get("call_status"):
+            # An unfinished call (PENDING, PROCESSING, CANCELED): nothing applied yet.
+            return status, {**envelope([], [], utc_iso()), "status": scripted["call_status"]}
         if status < 400:  # a 2xx envelope carrying an error: nothing applied
             ids = sorted(
                 {

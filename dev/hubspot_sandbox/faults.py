@@ -71,6 +71,7 @@ _ANSWER_KEYS = {
     "category",
     "message",
     "errors",
+    "call_status",
     "times",
     "match",
 }

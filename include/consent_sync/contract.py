@@ -12,6 +12,9 @@ DAG_ID = "hubspot_consent_sync"
 HUBSPOT_CONN_ID = "hubspot_default"
 WAREHOUSE_CONN_ID = "consent_warehouse"
 HUBSPOT_POOL = "hubspot_api"
+# The pool's slots: push tasks that may run at once, each pacing at its share of HubSpot's limit.
+# airflow_settings.yaml repeats it for `astro dev start` (a test keeps the two equal).
+HUBSPOT_POOL_SLOTS = 4
 
 SOURCE_TABLE = "consent_changes"
 LEDGER_TABLE = "hubspot_consent_sync_results"
@@ -34,26 +37,48 @@ LEGAL_BASES = (
 
 
 class Outcome(enum.StrEnum):
-    """What happened to one change in one run (the ledger's `outcome` column)."""
+    """What happened to one change in one run (the ledger's `outcome` column).
 
-    SYNCED = "SYNCED"
-    FAILED = "FAILED"
-    REJECTED = "REJECTED"
-    INVALID = "INVALID"
-    SKIPPED_SUPERSEDED = "SKIPPED_SUPERSEDED"
-    SKIPPED_HUBSPOT_NEWER = "SKIPPED_HUBSPOT_NEWER"
-    DEFERRED = "DEFERRED"
-    DRY_RUN = "DRY_RUN"
+    The one table of outcomes: each member's value, whether it is final (a change with a final
+    outcome in the ledger is never considered again) and what it means. The SQL lists, the runs
+    view's count columns and the README table are checked against it (tests/test_outcomes.py),
+    the run summary prints its meanings: adding an outcome is this edit plus its handling.
+    """
+
+    final: bool
+    meaning: str
+
+    def __new__(cls, value: str, final: bool, meaning: str) -> Outcome:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.final = final
+        member.meaning = meaning
+        return member
+
+    SYNCED = "SYNCED", True, "HubSpot accepted it"
+    FAILED = (
+        "FAILED",
+        False,
+        "transient failure (5xx, timeouts, retries exhausted, HubSpot not finished)",
+    )
+    REJECTED = (
+        "REJECTED",
+        True,
+        "HubSpot refused it for good (4xx), or FAILED in `max_attempts` runs; sent again only if the row changes",
+    )
+    INVALID = "INVALID", True, "failed validation, never sent; sent only if the row changes"
+    SKIPPED_SUPERSEDED = "SKIPPED_SUPERSEDED", True, "a newer change for the same key exists"
+    SKIPPED_HUBSPOT_NEWER = (
+        "SKIPPED_HUBSPOT_NEWER",
+        True,
+        "HubSpot holds a newer opt-out than this change",
+    )
+    DEFERRED = "DEFERRED", False, "not sent: daily limit reached or the run stopped early"
+    DRY_RUN = "DRY_RUN", False, "planned only (`dry_run` param)"
 
 
 # A change with one of these in the ledger is done: later runs never consider it again.
-FINAL_OUTCOMES = (
-    Outcome.SYNCED,
-    Outcome.REJECTED,
-    Outcome.INVALID,
-    Outcome.SKIPPED_SUPERSEDED,
-    Outcome.SKIPPED_HUBSPOT_NEWER,
-)
+FINAL_OUTCOMES = tuple(outcome for outcome in Outcome if outcome.final)
 
 # Source columns in table order, with the type family the schema gate accepts for each.
 SOURCE_COLUMNS = {

@@ -16,6 +16,7 @@ from typing import Any
 
 from include.consent_sync import staging
 from include.consent_sync.contract import SOURCE_TABLE, source_schema
+from include.consent_sync.email_key import key_email
 from include.consent_sync.planning import plan_batches, plan_changes
 from include.consent_sync.warehouse import Warehouse, load_sql
 
@@ -61,14 +62,19 @@ def candidate_params(window: Window) -> dict[str, Any]:
         "lookback_start": window.interval_end - timedelta(days=window.lookback_days),
         "resync": window.resync,
         "all_contacts": not window.emails,
-        "emails": sorted({e.strip().lower() for e in window.emails}),
+        "emails": sorted({key_email(e) for e in window.emails}),
     }
 
 
 def extract(warehouse: Warehouse, folder, window: Window) -> dict[str, Any]:
-    """Check the source schema, select the run's candidates and stage them as Parquet."""
+    """Check the source schema, select the run's candidates and stage them as Parquet.
+
+    A new try of the run starts from its candidates again: what an earlier try derived is
+    removed first, its pushed results kept (a row is never sent twice).
+    """
     from include.consent_sync.validation import check_source_schema
 
+    staging.clear_derived(folder)
     check_source_schema(warehouse.source_columns(SOURCE_TABLE))
     missing = warehouse.missing_source_indexes()
     if missing:

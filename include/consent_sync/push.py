@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+from include.consent_sync.answers import ledger_facts, outcome_of
 from include.consent_sync.contract import Outcome, result_schema
 from include.consent_sync.masking import mask_email
 from include.consent_sync.progress import Progress
@@ -64,7 +65,8 @@ def push_batch(
     limit stops sending; the rows not sent become DEFERRED (a later run sends them). An auth
     refusal is raised after the finished rows are staged.
     """
-    from hubspot_provider.hooks.hubspot import DailyLimitReached, StatusChange
+    from hubspot_provider.exceptions import HubSpotDailyLimitError
+    from hubspot_provider.hooks.hubspot import StatusChange
 
     rows = read_table(rows_path).to_pylist()
     parts = ResultParts(results_path, result_schema())
@@ -99,18 +101,18 @@ def push_batch(
         try:
             for result in hook.write_statuses(changes):
                 finished.add(result.change_id)
-                facts = {k: v for k, v in vars(result).items() if k not in ("change_id", "outcome")}
-                staged.add(_result_row(result.change_id, result.outcome, **facts))
-                if result.outcome is not Outcome.SYNCED:
+                outcome = outcome_of(result)
+                staged.add(_result_row(result.change_id, outcome, **ledger_facts(result)))
+                if outcome is not Outcome.SYNCED:
                     log.info(
                         "%s: %s for %s: %s %s",
                         label,
-                        result.outcome,
+                        outcome,
                         mask_email(emails[result.change_id]),
                         result.error_category,
                         result.error_message,
                     )
-        except DailyLimitReached as exc:
+        except HubSpotDailyLimitError as exc:
             unsent = [row for row in todo if row["change_id"] not in finished]
             log.warning(
                 "%s: HubSpot's daily limit is reached (%s); deferring %d rows",
@@ -139,8 +141,8 @@ def _apply_resubscribe_guard(hook, rows: list[dict], staged: _StagedResults, log
     subscribes = [row for row in rows if row["status_state"] == "SUBSCRIBED"]
     if not subscribes:
         return rows
-    statuses = hook.read_statuses(row["email"] for row in subscribes)
-    skipped = newer_opt_outs(subscribes, statuses)
+    contacts = hook.read_statuses(row["email"] for row in subscribes)
+    skipped = newer_opt_outs(subscribes, {email: c.statuses for email, c in contacts.items()})
     now = datetime.now(UTC)
     for change_id, reason in skipped.items():
         staged.add(

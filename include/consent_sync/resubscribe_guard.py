@@ -11,47 +11,39 @@ change from the warehouse may overwrite it, or a late-arriving resubscribe would
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+
+from hubspot_provider.hooks.hubspot import SubscriptionStatus
 
 # HubSpot's timestamp of our own write: after our sent_at by the request's latency, plus any
 # clock difference between HubSpot and the worker.
 OWN_WRITE_TOLERANCE = timedelta(minutes=5)
 
 
-def _parse_timestamp(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def newer_opt_outs(
-    changes: Iterable[Mapping], statuses: Mapping[str, list[dict]]
+    changes: Iterable[Mapping], statuses: Mapping[str, Sequence[SubscriptionStatus]]
 ) -> dict[str, str]:
     """Change ids to skip, each with the reason, for SUBSCRIBED changes HubSpot has overtaken.
 
     :param changes: rows with change_id, email (normalised), subscription_id, channel,
         status_state, changed_at (an aware datetime) and key_sent_unsubscribed_at (optional).
-    :param statuses: current HubSpot statuses per lowercased email, as
-        :meth:`HubSpotHook.read_statuses` returns them.
+    :param statuses: current HubSpot statuses per email (the changes' emails), from
+        :meth:`HubSpotHook.read_statuses`.
     """
     skipped: dict[str, str] = {}
     for change in changes:
         if change["status_state"] != "SUBSCRIBED":
             continue
         for status in statuses.get(change["email"], []):
-            if str(status.get("subscriptionId")) != str(change["subscription_id"]):
+            if str(status.subscription_id) != str(change["subscription_id"]):
                 continue
-            if str(status.get("channel", change["channel"])) != change["channel"]:
+            if (status.channel or change["channel"]) != change["channel"]:
                 continue
-            opted_out_at = _parse_timestamp(status.get("timestamp"))
+            opted_out_at = status.timestamp
             our_unsubscribe = change.get("key_sent_unsubscribed_at")
             if (
-                status.get("status") == "UNSUBSCRIBED"
+                status.status == "UNSUBSCRIBED"
                 and opted_out_at
                 and (opted_out_at > change["changed_at"])
                 and not (our_unsubscribe and opted_out_at <= our_unsubscribe + OWN_WRITE_TOLERANCE)

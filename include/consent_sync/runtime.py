@@ -1,7 +1,8 @@
-"""The bridge between Airflow's task context and the pipeline's steps.
+"""What a task reads from Airflow: the run's folder, interval, window and facts, its warehouse.
 
-It reads what only Airflow knows (connections, the staging Variable, params, the run's interval)
-and hands plain values to :mod:`include.consent_sync.pipeline`.
+The DAG's task bodies call :mod:`include.consent_sync.pipeline` with these plain values; this
+module holds no step of its own, so each name means one thing: the DAG task ``extract`` runs the
+step ``pipeline.extract`` on the ``runtime.window`` of its run.
 """
 
 from __future__ import annotations
@@ -36,11 +37,9 @@ def interval(context: dict[str, Any]) -> tuple[datetime, datetime]:
 
 
 def open_warehouse():
-    from airflow.sdk import BaseHook
+    from include.consent_sync.warehouse import open_warehouse as open_connection
 
-    from include.consent_sync.warehouse import open_warehouse as open_from_connection
-
-    return open_from_connection(BaseHook.get_connection(WAREHOUSE_CONN_ID))
+    return open_connection(WAREHOUSE_CONN_ID)
 
 
 @contextmanager
@@ -59,7 +58,7 @@ def gates_fail_fast() -> Iterator[None]:
         raise AirflowFailException(str(exc)) from exc
 
 
-def wait_for_turn(context: dict[str, Any]) -> bool:
+def is_our_turn(context: dict[str, Any]) -> bool:
     """True when this run may start extracting (see :mod:`include.consent_sync.turns`)."""
     from include.consent_sync import turns
 
@@ -78,12 +77,11 @@ def wait_for_turn(context: dict[str, Any]) -> bool:
     return True
 
 
-def extract(context: dict[str, Any]) -> dict[str, Any]:
+def window(context: dict[str, Any]) -> pipeline.Window:
+    """Which changes the run considers: its interval and the params that widen or narrow it."""
     params = context["params"]
     start, end = interval(context)
-    folder = run_folder(context)
-    staging.clear_derived(folder)
-    window = pipeline.Window(
+    return pipeline.Window(
         dag_run_id=context["run_id"],
         interval_start=start,
         interval_end=end,
@@ -91,50 +89,29 @@ def extract(context: dict[str, Any]) -> dict[str, Any]:
         resync=bool(params["resync"]),
         emails=tuple(params["emails"] or ()),
     )
-    with open_warehouse() as warehouse, gates_fail_fast():
-        return pipeline.extract(warehouse, folder, window)
 
 
-def validate(context: dict[str, Any]) -> dict[str, Any]:
-    with gates_fail_fast():
-        return pipeline.validate(
-            run_folder(context),
-            now=datetime.now(UTC),
-            max_invalid_share=float(context["params"]["max_invalid_share"]),
-        )
-
-
-def plan(context: dict[str, Any], parallel_tasks: int) -> list[dict[str, Any]]:
-    params = context["params"]
-    with gates_fail_fast():
-        batches = pipeline.plan(
-            run_folder(context),
-            dry_run=bool(params["dry_run"]),
-            max_rows=int(params["max_rows"]),
-            parallel_tasks=parallel_tasks,
-        )
-    guard = params.get("resubscribe_guard")
-    return [{**batch, "resubscribe_guard": guard} for batch in batches]
-
-
-def load_results(context: dict[str, Any], ledger_asset) -> dict[str, int]:
+def run_facts(context: dict[str, Any]):
+    """What every ledger row of the run records about the run itself."""
     from include.consent_sync.ledger import RunFacts
 
     start, end = interval(context)
-    facts = RunFacts(
+    return RunFacts(
         dag_run_id=context["run_id"],
         interval_start=start,
         interval_end=end,
         recorded_at=datetime.now(UTC),
         max_attempts=int(context["params"]["max_attempts"]),
     )
-    with open_warehouse() as warehouse:
-        counts = pipeline.load_results(warehouse, run_folder(context), facts)
-    context["outlet_events"][ledger_asset].extra = {"dag_run_id": facts.dag_run_id, **counts}
-    return counts
 
 
-def report(context: dict[str, Any], counts: dict[str, int] | None) -> None:
+def with_guard_choice(context: dict[str, Any], batches: list[dict[str, Any]]) -> list[dict]:
+    """Carry the run's resubscribe_guard param in each batch, for the mapped push tasks."""
+    guard = context["params"].get("resubscribe_guard")
+    return [{**batch, "resubscribe_guard": guard} for batch in batches]
+
+
+def summarise_run(context: dict[str, Any], counts: dict[str, int] | None) -> None:
     """Log the run's summary; fail the run if a step stopped early, naming it."""
     from airflow.sdk.exceptions import AirflowFailException
 

@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from include.consent_sync.contract import SOURCE_COLUMNS, SOURCE_TABLE, source_schema
+from include.consent_sync.email_key import key_emails
 from include.consent_sync.masking import mask_email
 from include.consent_sync.validation_suite import EXPLANATION_IF_BASIS_SET, checks, run_suite
 
@@ -159,13 +160,6 @@ def _conform(table):
     return table
 
 
-def normalise_emails(emails):
-    """Emails trimmed of surrounding spaces and lower-cased (an Arrow array)."""
-    import pyarrow.compute as pc
-
-    return pc.utf8_lower(pc.utf8_trim(emails, characters=" "))
-
-
 def _validation_frame(table, emails):
     """The DataFrame the suite runs on: RangeIndex, normalised values, one computed column."""
     import pandas as pd
@@ -241,7 +235,7 @@ def validate_changes(table, *, now: datetime) -> ValidationResult:
     now = datetime.combine(utc.date(), utc.time(), tzinfo=UTC)
     table = _conform(table)
     all_checks = checks(now)
-    emails = normalise_emails(table["email"])
+    emails = key_emails(table["email"])
     total = table.num_rows
 
     if total:

@@ -33,8 +33,8 @@ SOURCE_INDEXES = {
         "usingbtree(changed_at"
     ),
     f"CREATE INDEX consent_changes_key ON {SOURCE_TABLE} "
-    "(lower(trim(email)), subscription_id, channel, changed_at, change_id);": (
-        "usingbtree(lower(trim(bothfromemail)),subscription_id,channel"
+    "(lower(trim(both ' ' from email)), subscription_id, channel, changed_at, change_id);": (
+        "usingbtree(lower(trim(both''::textfromemail)),subscription_id,channel"
     ),
 }
 
@@ -205,20 +205,30 @@ class Warehouse:
         self.close()
 
 
+def _require_database_file(path: str | None) -> None:
+    if not path or path == ":memory:":
+        raise ValueError(
+            "a duckdb consent_warehouse connection needs host = the database file path "
+            "(an in-memory database would lose the ledger when the task ends)"
+        )
+
+
 class DuckDBWarehouse(Warehouse):
-    """A DuckDB database file (the embedded default)."""
+    """A DuckDB database file (the embedded default).
+
+    :param path: the database file.
+    :param connection: an open DuckDB connection to it (``DuckDBHook.get_conn()`` in a task);
+        opened here when None (dev scripts and tests).
+    """
 
     dialect = "duckdb"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, connection=None) -> None:
         import duckdb
 
-        if not path:
-            raise ValueError(
-                "a duckdb consent_warehouse connection needs host = the database file path"
-            )
+        _require_database_file(path)
         self.path = path
-        self.connection = duckdb.connect(path)
+        self.connection = connection if connection is not None else duckdb.connect(path)
         self.connection.execute("SET TimeZone = 'UTC'")
 
     @staticmethod
@@ -540,15 +550,28 @@ class _CsvSource:
                 return data
 
 
-def open_warehouse(connection) -> Warehouse:
-    """Open the warehouse an Airflow connection (``consent_warehouse``) points at."""
+def open_warehouse(conn_id: str) -> Warehouse:
+    """Open the warehouse the Airflow connection ``conn_id`` points at.
+
+    A ``duckdb`` connection opens through the DuckDB provider's ``DuckDBHook`` (host = database
+    file; its extras such as ``memory_limit`` and ``threads`` apply). A ``postgres`` connection
+    opens with psycopg2 (see :class:`PostgresWarehouse` for why not ``PostgresHook``).
+    """
+    from airflow.sdk import BaseHook
+
+    connection = BaseHook.get_connection(conn_id)
     conn_type = (connection.conn_type or "").lower()
     if conn_type == "duckdb":
-        return DuckDBWarehouse(connection.host)
+        from airflow.providers.duckdb.hooks.duckdb import DuckDBHook
+
+        hook = DuckDBHook(duckdb_conn_id=conn_id)
+        database = hook.get_database()
+        _require_database_file(database)  # before the hook opens anything
+        return DuckDBWarehouse(database, hook.get_conn())
     if conn_type in ("postgres", "postgresql"):
         return PostgresWarehouse.from_connection(connection)
     raise ValueError(
-        f"connection {connection.conn_id!r} has type {conn_type!r}: the warehouse must be a "
+        f"connection {conn_id!r} has type {conn_type!r}: the warehouse must be a "
         "'duckdb' connection (host = database file) or a 'postgres' connection "
         "(host, port, schema = database, login, password)"
     )

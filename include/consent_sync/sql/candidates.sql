@@ -62,7 +62,7 @@ considered_rows AS (
 -- TRIM over the whole window cost DuckDB more than the rest of the scan).
 considered AS (
     SELECT *
-    FROM (SELECT r.*, LOWER(TRIM(r.email)) AS key_email FROM considered_rows r) keyed
+    FROM (SELECT r.*, LOWER(TRIM(BOTH ' ' FROM r.email)) AS key_email FROM considered_rows r) keyed
     WHERE :all_contacts OR key_email = ANY(CAST(:emails AS TEXT[]))
 ),
 failures AS (
@@ -88,26 +88,28 @@ key_changes AS (
     SELECT k.key_email, k.subscription_id, k.channel, c.change_id, c.changed_at
     FROM considered_keys k
     JOIN consent_changes c
-      ON LOWER(TRIM(c.email)) = k.key_email AND c.subscription_id = k.subscription_id
+      ON LOWER(TRIM(BOTH ' ' FROM c.email)) = k.key_email AND c.subscription_id = k.subscription_id
      AND c.channel = k.channel AND c.changed_at >= k.since
     WHERE k.since >= :interval_start AND c.changed_at >= :interval_start
     UNION ALL
     SELECT k.key_email, k.subscription_id, k.channel, c.change_id, c.changed_at
     FROM considered_keys k
     JOIN consent_changes c
-      ON LOWER(TRIM(c.email)) = k.key_email AND c.subscription_id = k.subscription_id
+      ON LOWER(TRIM(BOTH ' ' FROM c.email)) = k.key_email AND c.subscription_id = k.subscription_id
      AND c.channel = k.channel AND c.changed_at >= k.since
     WHERE k.since < :interval_start AND c.changed_at >= :lookback_start
     UNION ALL
     SELECT k.key_email, k.subscription_id, k.channel, c.change_id, c.changed_at
     FROM considered_keys k
     JOIN consent_changes c
-      ON LOWER(TRIM(c.email)) = k.key_email AND c.subscription_id = k.subscription_id
+      ON LOWER(TRIM(BOTH ' ' FROM c.email)) = k.key_email AND c.subscription_id = k.subscription_id
      AND c.channel = k.channel
     WHERE k.since IS NULL AND c.changed_at IS NOT NULL
 ),
 -- NULLS LAST is explicit because the engines' default null order for DESC differs
--- (PostgreSQL: first, DuckDB: last).
+-- (PostgreSQL: first, DuckDB: last). A key's email is LOWER(TRIM(BOTH ' ' FROM email)): a bare
+-- TRIM also strips no-break and other Unicode spaces on DuckDB but not on PostgreSQL
+-- (email_key.py is the same in Python and Arrow).
 key_latest AS (
     SELECT key_email, subscription_id, channel, change_id AS key_latest_change_id
     FROM (

@@ -2,7 +2,7 @@
 -- indexes serve point lookups, not joins, and would cost memory and load time).
 -- The key expression, as candidates.sql and the README's per-email audit query spell it.
 CREATE INDEX IF NOT EXISTS hubspot_consent_sync_results_key
-    ON hubspot_consent_sync_results (LOWER(TRIM(email)), subscription_id, channel);
+    ON hubspot_consent_sync_results (LOWER(TRIM(BOTH ' ' FROM email)), subscription_id, channel);
 
 -- The final rows by changed_at: candidates.sql rules out the window's finished changes with a
 -- range on it (the same outcome list, so the planner can use this partial index).

@@ -8,7 +8,7 @@ INSERT INTO hubspot_consent_sync_key_state (
     dag_run_id, sent_at, set_status_success_reason, last_sent_at, last_unsubscribed_sent_at
 )
 WITH synced AS (
-    SELECT LOWER(TRIM(r.email)) AS key_email, r.subscription_id, r.channel, r.email,
+    SELECT LOWER(TRIM(BOTH ' ' FROM r.email)) AS key_email, r.subscription_id, r.channel, r.email,
            r.status_state, r.legal_basis, r.changed_at, r.change_id, r.dag_run_id, r.sent_at,
            r.set_status_success_reason, r.sent_at AS last_sent_at,
            CASE WHEN r.status_state = 'UNSUBSCRIBED' THEN r.sent_at END

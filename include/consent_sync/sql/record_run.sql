@@ -7,19 +7,19 @@ INSERT INTO hubspot_consent_sync_run_records (
 )
 SELECT
     dag_run_id,
-    MIN(interval_start),
-    MAX(interval_end),
-    COUNT(*),
-    COUNT(*) FILTER (WHERE outcome = 'SYNCED'),
-    COUNT(*) FILTER (WHERE outcome = 'FAILED'),
-    COUNT(*) FILTER (WHERE outcome = 'REJECTED'),
-    COUNT(*) FILTER (WHERE outcome = 'INVALID'),
-    COUNT(*) FILTER (WHERE outcome = 'SKIPPED_SUPERSEDED'),
-    COUNT(*) FILTER (WHERE outcome = 'SKIPPED_HUBSPOT_NEWER'),
-    COUNT(*) FILTER (WHERE outcome = 'DEFERRED'),
-    COUNT(*) FILTER (WHERE outcome = 'DRY_RUN'),
-    MIN(COALESCE(sent_at, recorded_at)),
-    MAX(recorded_at)
+    MIN(interval_start) AS interval_start,
+    MAX(interval_end) AS interval_end,
+    COUNT(*) AS changes,
+    COUNT(*) FILTER (WHERE outcome = 'SYNCED') AS synced,
+    COUNT(*) FILTER (WHERE outcome = 'FAILED') AS failed,
+    COUNT(*) FILTER (WHERE outcome = 'REJECTED') AS rejected,
+    COUNT(*) FILTER (WHERE outcome = 'INVALID') AS invalid,
+    COUNT(*) FILTER (WHERE outcome = 'SKIPPED_SUPERSEDED') AS skipped_superseded,
+    COUNT(*) FILTER (WHERE outcome = 'SKIPPED_HUBSPOT_NEWER') AS skipped_hubspot_newer,
+    COUNT(*) FILTER (WHERE outcome = 'DEFERRED') AS deferred,
+    COUNT(*) FILTER (WHERE outcome = 'DRY_RUN') AS dry_run,
+    MIN(COALESCE(sent_at, recorded_at)) AS started_at,
+    MAX(recorded_at) AS finished_at
 FROM hubspot_consent_sync_results
 WHERE CAST(:dag_run_id AS TEXT) IS NULL OR dag_run_id = :dag_run_id
 GROUP BY dag_run_id

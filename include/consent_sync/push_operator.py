@@ -1,4 +1,8 @@
-"""HubSpotSubscriptionStatusOperator: push one planned batch of consent changes to HubSpot."""
+"""PushBatchOperator: the push step, one planned batch of consent changes per mapped task.
+
+The pipeline's operator, not the provider's: it stages ledger results through push.py, while the
+provider's HubSpotHook stays free of ledger concerns.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,11 @@ from typing import Any
 from airflow.sdk import BaseOperator, ObjectStoragePath
 from airflow.sdk.exceptions import AirflowFailException
 
-from hubspot_provider.hooks.hubspot import HubSpotAuthError, HubSpotHook
+from hubspot_provider.exceptions import HubSpotAuthError
+from hubspot_provider.hooks.hubspot import HubSpotHook
 
 
-class HubSpotSubscriptionStatusOperator(BaseOperator):
+class PushBatchOperator(BaseOperator):
     """Send the status updates of one batch and stage one result per row as it goes.
 
     The batch's rows are read from staging; results are appended to the batch's results folder
