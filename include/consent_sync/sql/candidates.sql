@@ -94,10 +94,17 @@ key_changes AS (
     UNION ALL
     SELECT k.key_email, k.subscription_id, k.channel, c.change_id, c.changed_at
     FROM considered_keys k
-    JOIN consent_changes c
-      ON LOWER(TRIM(BOTH ' ' FROM c.email)) = k.key_email AND c.subscription_id = k.subscription_id
-     AND c.channel = k.channel AND c.changed_at >= k.since
-    WHERE k.since < :interval_start AND c.changed_at >= :lookback_start
+    -- Per key, through the key index: with the window's hundreds of thousands of rows the
+    -- PostgreSQL planner would rather hash them all. OFFSET 0 keeps it from flattening this.
+    CROSS JOIN LATERAL (
+        SELECT c.change_id, c.changed_at
+        FROM consent_changes c
+        WHERE LOWER(TRIM(BOTH ' ' FROM c.email)) = k.key_email
+          AND c.subscription_id = k.subscription_id AND c.channel = k.channel
+          AND c.changed_at >= k.since AND c.changed_at >= :lookback_start
+        OFFSET 0
+    ) c
+    WHERE k.since < :interval_start
     UNION ALL
     SELECT k.key_email, k.subscription_id, k.channel, c.change_id, c.changed_at
     FROM considered_keys k
@@ -126,16 +133,21 @@ SELECT s.change_id, s.email, s.subscription_id, s.channel, s.status_state, s.leg
        s.legal_basis_explanation, s.changed_at,
        l.key_latest_change_id,
        COALESCE(f.failed_runs, 0) AS failed_runs,
-       y.changed_at AS key_synced_changed_at,
-       CASE WHEN y.last_unsubscribed_sent_at = y.last_sent_at THEN y.last_sent_at END
-           AS key_sent_unsubscribed_at
+       -- The key state, by its primary key per candidate: correlated subqueries, which
+       -- PostgreSQL runs as index lookups (a join it would rather hash over the whole table,
+       -- misjudging the candidates as hundreds of thousands) and DuckDB as a join.
+       (SELECT y.changed_at
+        FROM hubspot_consent_sync_key_state y
+        WHERE y.key_email = s.key_email AND y.subscription_id = s.subscription_id
+          AND y.channel = s.channel) AS key_synced_changed_at,
+       (SELECT CASE WHEN y.last_unsubscribed_sent_at = y.last_sent_at THEN y.last_sent_at END
+        FROM hubspot_consent_sync_key_state y
+        WHERE y.key_email = s.key_email AND y.subscription_id = s.subscription_id
+          AND y.channel = s.channel) AS key_sent_unsubscribed_at
 FROM considered s
 LEFT JOIN failures f ON f.change_id = s.change_id
 LEFT JOIN key_latest l
        ON l.key_email = s.key_email AND l.subscription_id = s.subscription_id
       AND l.channel = s.channel
-LEFT JOIN hubspot_consent_sync_key_state y
-       ON y.key_email = s.key_email AND y.subscription_id = s.subscription_id
-      AND y.channel = s.channel
 WHERE NOT s.resynced OR l.key_latest_change_id = s.change_id
 ORDER BY s.changed_at, s.change_id;
