@@ -156,7 +156,10 @@ def run_step(step: str, fields: dict, staging_url: str) -> None:
     elif step == "validate":
         facts = pipeline.validate(folder, now=INTERVAL_END, max_invalid_share=0.05)
     elif step == "plan":
-        batches = pipeline.plan(folder, dry_run=False, max_rows=10_000_000, parallel_tasks=4)
+        from include.consent_sync.planning import PushCapacity
+
+        capacity = PushCapacity(rate_limit_per_10s=190, parallel_tasks=4)
+        batches = pipeline.plan(folder, dry_run=False, max_rows=10_000_000, capacity=capacity)
         facts = {"batches": len(batches), "to_send": sum(b["rows"] for b in batches)}
     else:
         run = RunFacts(RUN_ID, INTERVAL_START, INTERVAL_END, datetime.now(UTC), max_attempts=5)

@@ -159,12 +159,13 @@ def hubspot_consent_sync():
 
         from include.consent_sync import pipeline
 
+        capacity = runtime.push_capacity(HUBSPOT_POOL_SLOTS)
         with runtime.gates_fail_fast():
             batches = pipeline.plan(
                 ObjectStoragePath(validated["folder"]),
                 dry_run=bool(context["params"]["dry_run"]),
                 max_rows=int(context["params"]["max_rows"]),
-                parallel_tasks=HUBSPOT_POOL_SLOTS,
+                capacity=capacity,
             )
         return runtime.with_guard_choice(context, batches)
 

@@ -11,6 +11,7 @@ from dev import history_data
 from include.consent_sync import pipeline
 from include.consent_sync.contract import ledger_schema
 from include.consent_sync.ledger import RunFacts
+from include.consent_sync.planning import PushCapacity
 from include.consent_sync.warehouse import SOURCE_INDEXES, load_sql
 from tests.conftest import change, insert_changes
 
@@ -55,7 +56,8 @@ def test_a_night_on_history_considers_its_own_changes_and_records_each_once(hist
     with history.open() as connection:
         extracted = pipeline.extract(connection, folder, WINDOW)
     valid = pipeline.validate(folder, now=history_data.NIGHT_END, max_invalid_share=0.05)
-    pipeline.plan(folder, dry_run=False, max_rows=10_000, parallel_tasks=2)
+    capacity = PushCapacity(rate_limit_per_10s=190, parallel_tasks=2)
+    pipeline.plan(folder, dry_run=False, max_rows=10_000, capacity=capacity)
     facts = RunFacts(RUN_ID, WINDOW.interval_start, WINDOW.interval_end, datetime.now(UTC), 3)
     with history.open() as connection:
         recorded = pipeline.load_results(connection, folder, facts)

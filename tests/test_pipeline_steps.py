@@ -8,6 +8,7 @@ from airflow.sdk import ObjectStoragePath
 
 from include.consent_sync import pipeline, staging
 from include.consent_sync.ledger import RunFacts
+from include.consent_sync.planning import PushCapacity
 from include.consent_sync.validation import InvalidShareExceeded
 from tests.conftest import INTERVAL_END, INTERVAL_START, change, insert_changes
 
@@ -54,7 +55,9 @@ def test_plan_cuts_batches_and_a_rerun_of_extract_keeps_pushed_results(warehouse
     with warehouse.open() as connection:
         pipeline.extract(connection, folder, WINDOW)
     pipeline.validate(folder, now=INTERVAL_END, max_invalid_share=0.05)
-    batches = pipeline.plan(folder, dry_run=False, max_rows=100, parallel_tasks=4)
+    batches = pipeline.plan(
+        folder, dry_run=False, max_rows=100, capacity=PushCapacity(100, 1, parallel_tasks=4)
+    )
     assert [b["rows"] for b in batches] == [3, 3, 2, 2]
     assert all(b["rows_path"].endswith(f"batch-{b['index']:05d}.parquet") for b in batches)
     (folder / staging.RESULTS / "batch-00000").mkdir(parents=True)

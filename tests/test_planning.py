@@ -4,13 +4,25 @@ import pyarrow as pa
 import pytest
 
 from include.consent_sync.contract import source_schema
-from include.consent_sync.planning import MAX_BATCHES, plan_batches, plan_changes
+from include.consent_sync.planning import (
+    MAX_BATCHES,
+    TARGET_TASK_S,
+    PushCapacity,
+    plan_batches,
+    plan_changes,
+)
+
+SINGLE = PushCapacity(rate_limit_per_10s=190, rows_per_request=1, parallel_tasks=4)
+BATCH = PushCapacity(rate_limit_per_10s=190, rows_per_request=100, parallel_tasks=4)
 
 
 @pytest.mark.parametrize("rows", [1, 3, 4, 499, 500, 501, 10_000, 1_000_000, 5_000_000])
 @pytest.mark.parametrize("parallel", [1, 4, 16])
-def test_batches_cover_every_row_once_and_stay_under_the_map_limit(rows, parallel):
-    ranges = plan_batches(rows, parallel)
+@pytest.mark.parametrize("rows_per_request", [1, 100])
+def test_batches_cover_every_row_once_and_stay_under_the_map_limit(
+    rows, parallel, rows_per_request
+):
+    ranges = plan_batches(rows, PushCapacity(100, rows_per_request, parallel))
     assert ranges[0][0] == 0 and ranges[-1][1] == rows
     assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
     assert len(ranges) <= MAX_BATCHES < 1024
@@ -19,8 +31,36 @@ def test_batches_cover_every_row_once_and_stay_under_the_map_limit(rows, paralle
     assert len(ranges) >= min(parallel, rows)
 
 
+def test_batch_writes_get_one_batch_per_slot_where_single_writes_need_dozens():
+    # A 20,000-row night at 190 requests per 10 s: batch writes send 100 rows per request.
+    assert len(plan_batches(20_000, BATCH)) == 4
+    single = plan_batches(20_000, SINGLE)
+    assert 30 <= len(single) <= 40
+
+
+@pytest.mark.parametrize("capacity", [SINGLE, BATCH])
+@pytest.mark.parametrize("rows", [2_000, 20_000, 100_000, 1_000_000])
+def test_a_batch_takes_at_most_the_target_time_at_a_tasks_share(capacity, rows):
+    ranges = plan_batches(rows, capacity)
+    seconds = [(stop - start) / capacity.task_rows_per_s for start, stop in ranges]
+    if len(ranges) < MAX_BATCHES:
+        assert max(seconds) <= TARGET_TASK_S
+    if capacity.parallel_tasks < len(ranges) < MAX_BATCHES:  # not cut shorter for the slots
+        assert min(seconds) >= TARGET_TASK_S / 2
+
+
+def test_a_huge_night_grows_the_batches_instead_of_their_count():
+    ranges = plan_batches(10_000_000, SINGLE)
+    assert len(ranges) == MAX_BATCHES
+
+
 def test_no_rows_no_batches():
-    assert plan_batches(0, 4) == []
+    assert plan_batches(0, SINGLE) == []
+
+
+def test_a_nonsense_capacity_is_refused_by_name():
+    with pytest.raises(ValueError, match="rows_per_request must be at least 1"):
+        PushCapacity(190, 0, 4)
 
 
 def _valid(rows):

@@ -17,7 +17,7 @@ from typing import Any
 from include.consent_sync import staging
 from include.consent_sync.contract import SOURCE_TABLE, source_schema
 from include.consent_sync.email_key import key_email
-from include.consent_sync.planning import plan_batches, plan_changes
+from include.consent_sync.planning import PushCapacity, plan_batches, plan_changes
 from include.consent_sync.warehouse import Warehouse, load_sql
 
 log = logging.getLogger(__name__)
@@ -119,10 +119,11 @@ def validate(folder, *, now: datetime, max_invalid_share: float) -> dict[str, An
     return {"valid": result.valid.num_rows, "invalid": result.invalid.num_rows}
 
 
-def plan(folder, *, dry_run: bool, max_rows: int, parallel_tasks: int) -> list[dict[str, Any]]:
+def plan(folder, *, dry_run: bool, max_rows: int, capacity: PushCapacity) -> list[dict[str, Any]]:
     """Decide every valid change, stage skips, and cut the sends into batch files.
 
-    Returns the batch descriptors the push tasks are mapped over.
+    Batches are sized by how fast the push tasks can send (``capacity``). Returns the batch
+    descriptors the push tasks are mapped over.
     """
     import pyarrow.compute as pc
 
@@ -149,7 +150,7 @@ def plan(folder, *, dry_run: bool, max_rows: int, parallel_tasks: int) -> list[d
     staging.write_table(decided.decided, folder / staging.PLANNED)
     to_send = to_send.sort_by([("changed_at", "ascending"), ("change_id", "ascending")])
     batches = []
-    for index, (start, stop) in enumerate(plan_batches(to_send.num_rows, parallel_tasks)):
+    for index, (start, stop) in enumerate(plan_batches(to_send.num_rows, capacity)):
         rows_path = folder / staging.BATCHES / f"batch-{index:05d}.parquet"
         staging.write_table(to_send.slice(start, stop - start), rows_path)
         batches.append(
@@ -161,10 +162,16 @@ def plan(folder, *, dry_run: bool, max_rows: int, parallel_tasks: int) -> list[d
             }
         )
     skipped = Counter(decided.decided["outcome"].to_pylist())
+    largest = max((b["rows"] for b in batches), default=0)
     log.info(
-        "plan: %d changes to send in %d batches; decided without sending: %s",
+        "plan: %d changes to send in %d batches of up to %d rows (about %.0f s each at a push "
+        "task's share of %d requests per 10 s, %d rows per request); decided without sending: %s",
         to_send.num_rows,
         len(batches),
+        largest,
+        largest / capacity.task_rows_per_s,
+        capacity.rate_limit_per_10s,
+        capacity.rows_per_request,
         ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())) or "none",
     )
     return batches

@@ -7,27 +7,56 @@ from dataclasses import dataclass
 
 from include.consent_sync.contract import Outcome
 
-# Rows per push task when there are plenty: long enough to amortise a task's start-up, short
-# enough that a retry redoes little and the run's tail (the last batches) stays short.
-TARGET_BATCH_ROWS = 500
+# How long one push task should send while every pool slot is busy: Airflow's start-up of a task
+# (a few seconds) stays a small share of it, and a retry (which resumes, but starts up again) and
+# the run's tail (the last batches) stay short.
+TARGET_TASK_S = 120.0
 # Far below [core] max_map_length (1024); batches grow instead once a run reaches this many.
 MAX_BATCHES = 256
 
 
+@dataclass(frozen=True)
+class PushCapacity:
+    """How fast the push tasks can send, from the HubSpot connection and the pool.
+
+    :param rate_limit_per_10s: HubSpot's limit for the app, shared by every push task.
+    :param rows_per_request: 1 for single writes, ``batch_size`` for batch writes.
+    :param parallel_tasks: how many push tasks run at once (the pool's slots).
+    """
+
+    rate_limit_per_10s: int
+    rows_per_request: int = 1
+    parallel_tasks: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("rate_limit_per_10s", "rows_per_request", "parallel_tasks"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"push capacity: {name} must be at least 1, got {getattr(self, name)}"
+                )
+
+    @property
+    def task_rows_per_s(self) -> float:
+        """Rows per second of one task at its share of the limit, every slot busy."""
+        return self.rate_limit_per_10s / 10 * self.rows_per_request / self.parallel_tasks
+
+
 def plan_batches(
     rows: int,
-    parallel_tasks: int = 1,
-    target_rows: int = TARGET_BATCH_ROWS,
+    capacity: PushCapacity,
+    target_task_s: float = TARGET_TASK_S,
     max_batches: int = MAX_BATCHES,
 ) -> list[tuple[int, int]]:
     """Cut ``rows`` into contiguous ``(start, stop)`` ranges of near-equal size.
 
-    At least ``parallel_tasks`` batches when there are that many rows (every pool slot gets
-    work), about ``target_rows`` rows each, and never more than ``max_batches``.
+    Each batch takes about ``target_task_s`` to send at a task's share of the limit (so batch
+    writes, 100 rows a request, get batches 100 times larger than single writes), at least one
+    batch per pool slot when there are that many rows, and never more than ``max_batches``.
     """
     if rows <= 0:
         return []
-    count = max(math.ceil(rows / target_rows), min(parallel_tasks, rows))
+    target_rows = max(1, math.floor(capacity.task_rows_per_s * target_task_s))
+    count = max(math.ceil(rows / target_rows), min(capacity.parallel_tasks, rows))
     count = min(count, max_batches, rows)
     size, extra = divmod(rows, count)
     ranges, start = [], 0

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from include.consent_sync import pipeline, staging
-from include.consent_sync.contract import DAG_ID, WAREHOUSE_CONN_ID
+from include.consent_sync.contract import DAG_ID, HUBSPOT_CONN_ID, WAREHOUSE_CONN_ID
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,21 @@ def open_warehouse():
     from include.consent_sync.warehouse import open_warehouse as open_connection
 
     return open_connection(WAREHOUSE_CONN_ID)
+
+
+def push_capacity(parallel_tasks: int):
+    """How fast the push tasks can send, from the HubSpot connection's settings."""
+    from airflow.sdk import BaseHook
+
+    from hubspot_provider.hooks.hubspot import HubSpotSettings
+    from include.consent_sync.planning import PushCapacity
+
+    settings = HubSpotSettings.from_extras(BaseHook.get_connection(HUBSPOT_CONN_ID).extra_dejson)
+    return PushCapacity(
+        rate_limit_per_10s=settings.rate_limit_per_10s,
+        rows_per_request=settings.rows_per_request,
+        parallel_tasks=parallel_tasks,
+    )
 
 
 @contextmanager

@@ -62,6 +62,11 @@ class HubSpotSettings:
     resubscribe_guard: bool = True
     timeout_s: float = DEFAULT_TIMEOUT_S
 
+    @property
+    def rows_per_request(self) -> int:
+        """Changes one write request carries: ``batch_size`` in batch mode, else one."""
+        return self.batch_size if self.write_mode == "batch" else 1
+
     @classmethod
     def from_extras(cls, extras: dict[str, Any]) -> HubSpotSettings:
         def flag(value: Any) -> bool:
@@ -370,7 +375,7 @@ class HubSpotHook(HttpHook):
         attempts = 0
         last_error: str | None = None
         while True:
-            self.pacer.acquire()
+            sent_at = self.pacer.acquire()
             attempts += 1
             request = requests.Request(method, url, json=json_body)
             try:
@@ -383,7 +388,7 @@ class HubSpotHook(HttpHook):
                 response = None
                 last_error = f"{type(exc).__name__}: transport error, no answer from HubSpot"
             if response is not None:
-                self.pacer.observe(response.headers)
+                self.pacer.observe(response.headers, sent_at)
                 if response.status_code == 429:
                     payload = _json(response) or {}
                     if str(payload.get("policyName", "")).upper() == "DAILY":
@@ -582,7 +587,7 @@ class HubSpotHook(HttpHook):
         requests already in flight are yielded first, then the exception is raised.
         """
         settings = self.settings
-        size = settings.batch_size if settings.write_mode == "batch" else 1
+        size = settings.rows_per_request
         units = iter([changes[i : i + size] for i in range(0, len(changes), size)])
         stop: BaseException | None = None
         with ThreadPoolExecutor(settings.max_in_flight, thread_name_prefix="hubspot") as pool:
