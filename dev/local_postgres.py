@@ -10,18 +10,17 @@ POSTGRES_ADMIN_DB = "postgres"
 
 
 def postgres_admin(connect_timeout: int = 3):
-    """An autocommit psycopg2 connection to the server's ``postgres`` database."""
-    import psycopg2
+    """An autocommit psycopg connection to the server's ``postgres`` database."""
+    import psycopg
 
-    admin = psycopg2.connect(
+    return psycopg.connect(
         host=POSTGRES_HOST,
         port=POSTGRES_PORT,
         user=POSTGRES_USER,
         dbname=POSTGRES_ADMIN_DB,
         connect_timeout=connect_timeout,
+        autocommit=True,
     )
-    admin.autocommit = True
-    return admin
 
 
 def create_database(name: str, *, if_missing: bool = False) -> bool:
@@ -74,6 +73,6 @@ def open_warehouse(database: str):
     """A :class:`PostgresWarehouse` session on ``database``."""
     from include.consent_sync.warehouse import PostgresWarehouse
 
-    return PostgresWarehouse(
+    return PostgresWarehouse.connect(
         host=POSTGRES_HOST, port=POSTGRES_PORT, dbname=database, user=POSTGRES_USER
     )

@@ -6,7 +6,7 @@ import sys
 
 from dev.local_airflow import PROJECT
 
-HEAVY = ["pandas", "great_expectations", "pyarrow", "duckdb", "psycopg2"]
+HEAVY = ["pandas", "great_expectations", "pyarrow", "duckdb", "psycopg"]
 
 
 def _load_dag(airflow_home) -> dict:

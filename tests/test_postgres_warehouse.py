@@ -310,6 +310,31 @@ def test_open_warehouse_from_an_airflow_connection(postgres_warehouse, monkeypat
 
 
 @pg
+def test_open_warehouse_passes_the_hooks_extras_to_the_session(postgres_warehouse, monkeypatch):
+    """PostgresHook hands every extra to libpq (no allow-list of our own to keep up to date):
+    ``options`` sets server settings, ``sslmode`` is honoured, and so is a parameter the old
+    allow-list lacked (``fallback_application_name``)."""
+    fields = postgres_warehouse.connection()
+    extra = {
+        "options": "-c statement_timeout=4321 -c work_mem=8MB",
+        "sslmode": "disable",
+        "fallback_application_name": "consent-sync-fallback",
+    }
+    connection = {**fields, "conn_type": "postgres", "extra": extra}
+    monkeypatch.setenv("AIRFLOW_CONN_CONSENT_WAREHOUSE", json.dumps(connection))
+    with open_warehouse("consent_warehouse") as warehouse:
+        found = warehouse.query_arrow(
+            "SELECT current_setting('statement_timeout') AS timeout, "
+            "current_setting('work_mem') AS work_mem, "
+            "current_setting('application_name') AS app, "
+            "(SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()) AS ssl"
+        ).to_pylist()
+    assert found == [
+        {"timeout": "4321ms", "work_mem": "8MB", "app": "consent-sync-fallback", "ssl": False}
+    ]
+
+
+@pg
 def test_open_warehouse_needs_a_database_name(monkeypatch):
     connection = {"conn_type": "postgres", "host": "127.0.0.1"}
     monkeypatch.setenv("AIRFLOW_CONN_CONSENT_WAREHOUSE", json.dumps(connection))

@@ -205,6 +205,11 @@ class Warehouse:
         self.close()
 
 
+def _require_database_name(name: str | None) -> None:
+    if not name:
+        raise ValueError("a postgres consent_warehouse connection needs schema = the database name")
+
+
 def _require_database_file(path: str | None) -> None:
     if not path or path == ":memory:":
         raise ValueError(
@@ -260,103 +265,74 @@ class DuckDBWarehouse(Warehouse):
 
 
 class PostgresWarehouse(Warehouse):
-    """A PostgreSQL database, through psycopg2.
+    """A PostgreSQL database, through psycopg 3.
 
     Rows travel as CSV through ``COPY``, both ways: ``insert_arrow`` streams the Arrow table as
     CSV into ``COPY ... FROM STDIN`` and ``query_arrow`` parses ``COPY (query) TO STDOUT`` with
     pyarrow, typed from the query's result columns (see :func:`_arrow_type`). In CSV an unquoted
     empty field is NULL and a quoted one (``""``) the empty string, both ways, so NULL and ``''``
     stay apart and any text (commas, quotes, newlines, backslashes, ``\\.``) round-trips.
-    The session runs in autocommit mode in time zone UTC; :meth:`begin` opens a transaction.
+    Parameters are bound client-side (``ClientCursor``), as ``COPY (query)`` cannot take server
+    parameters. The session runs in autocommit mode in time zone UTC; :meth:`begin` opens a
+    transaction.
+
+    :param connection: an open psycopg 3 connection (``PostgresHook.get_conn()`` in a task, see
+        :func:`open_warehouse`; :meth:`connect` in dev scripts and tests). The warehouse owns it.
     """
 
     dialect = "postgres"
-
-    #: Extras passed to libpq as connection parameters (others, e.g. the provider's, are ignored).
-    LIBPQ_EXTRAS = frozenset(
-        {
-            "sslmode", "sslrootcert", "sslcert", "sslkey", "sslpassword", "sslcrl",
-            "sslcompression", "sslsni", "gssencmode", "krbsrvname", "connect_timeout",
-            "application_name", "options", "keepalives", "keepalives_idle",
-            "keepalives_interval", "keepalives_count", "tcp_user_timeout",
-            "target_session_attrs", "requiressl", "passfile", "channel_binding",
-        }
-    )  # fmt: skip
     COPY_CHUNK_ROWS = 100_000
 
-    def __init__(
-        self,
-        *,
-        host: str | None = None,
-        port: int | None = None,
-        dbname: str | None = None,
-        user: str | None = None,
-        password: str | None = None,
-        **libpq: Any,
-    ) -> None:
-        import psycopg2
+    def __init__(self, connection) -> None:
+        from psycopg import ClientCursor
+        from psycopg.rows import tuple_row
 
-        if not dbname:
-            raise ValueError(
-                "a postgres consent_warehouse connection needs schema = the database name"
-            )
-        params = {
-            "host": host or None,
-            "port": int(port) if port else None,
-            "dbname": dbname,
-            "user": user or None,
-            "password": password or None,
-            **libpq,
-        }
-        self.dbname = dbname
-        self.connection = psycopg2.connect(**{k: v for k, v in params.items() if v is not None})
+        self.connection = connection
         self.connection.autocommit = True
-        self.connection.set_client_encoding("UTF8")
-        with self.connection.cursor() as cursor:
-            # No JIT: the pipeline's queries are index lookups, which JIT compilation (about
-            # 0.5 s per extract, measured) only slows down.
-            cursor.execute("SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, YMD'; SET jit = off")
+        # The hook's ``cursor`` extra (dictcursor, ...) would change the rows this class reads.
+        self.connection.row_factory = tuple_row
+        self.connection.cursor_factory = ClientCursor
+        # No JIT: the pipeline's queries are index lookups, which JIT compilation (about
+        # 0.5 s per extract, measured) only slows down.
+        self.connection.execute(
+            "SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, YMD'; "
+            "SET jit = off"
+        )
 
     @classmethod
-    def from_connection(cls, connection) -> PostgresWarehouse:
-        """Build from an Airflow connection: host, port, schema = database, login, password."""
-        extras = getattr(connection, "extra_dejson", None) or {}
-        libpq = {k: v for k, v in extras.items() if k in cls.LIBPQ_EXTRAS}
-        return cls(
-            host=connection.host,
-            port=connection.port,
-            dbname=connection.schema,
-            user=connection.login,
-            password=connection.password,
-            **libpq,
-        )
+    def connect(cls, **params: Any) -> PostgresWarehouse:
+        """Open a session with libpq parameters (``host``, ``port``, ``dbname``, ``user`` ...)."""
+        import psycopg
+
+        _require_database_name(params.get("dbname"))
+        return cls(psycopg.connect(**{k: v for k, v in params.items() if v is not None}))
 
     @staticmethod
     def _bind(sql: str) -> str:
-        """``:name`` to psycopg2's ``%(name)s``; a literal ``%`` becomes ``%%`` (always bound)."""
+        """``:name`` to psycopg's ``%(name)s``; a literal ``%`` becomes ``%%`` (always bound)."""
         return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
 
     def _mogrify(self, sql: str, params: Mapping[str, Any] | None) -> str:
         with self.connection.cursor() as cursor:
-            return cursor.mogrify(self._bind(sql), dict(params or {})).decode()
+            return cursor.mogrify(self._bind(sql), dict(params or {}))
 
     def query_arrow(self, sql, params=None):
         import pyarrow as pa
 
+        # Without parameters psycopg sends a query as is: a ``%`` in it stays a ``%``.
         query = self._mogrify(sql, params).strip().rstrip(";").rstrip()
-        if not _COPYABLE.match(_strip_leading_comments(query)):
-            with self.connection.cursor() as cursor:
-                cursor.execute(query.replace("%", "%%"), {})
+        with self.connection.cursor() as cursor:
+            if not _COPYABLE.match(_strip_leading_comments(query)):
+                cursor.execute(query)
                 rows = cursor.fetchall() if cursor.description else []
                 return _rows_to_arrow(cursor.description or (), rows)
-        with self.connection.cursor() as cursor:
             # The result's columns and types, without running the query (LIMIT 0 stops at once).
-            cursor.execute(
-                f"SELECT * FROM (\n{query}\n) AS described LIMIT 0".replace("%", "%%"), {}
-            )
+            cursor.execute(f"SELECT * FROM (\n{query}\n) AS described LIMIT 0")
             columns = cursor.description
-            buffer = io.BytesIO()  # psycopg2 writes once per row: keep the writes in C
-            cursor.copy_expert(f"COPY (\n{query}\n) TO STDOUT WITH (FORMAT csv)", buffer)
+            buffer = io.BytesIO()
+            with cursor.copy(f"COPY (\n{query}\n) TO STDOUT WITH (FORMAT csv)") as copy:
+                for data in copy:
+                    buffer.write(data)
         return _csv_to_arrow(columns, buffer.getbuffer(), pa)
 
     def execute(self, sql, params=None):
@@ -365,12 +341,12 @@ class PostgresWarehouse(Warehouse):
 
     def insert_arrow(self, table_name, table):
         target = ".".join(_quote_identifier(part) for part in table_name.split("."))
-        with self.connection.cursor() as cursor:
-            cursor.copy_expert(
-                f"COPY {target} FROM STDIN WITH (FORMAT csv)",
-                _CsvSource(table, self.COPY_CHUNK_ROWS),
-                size=1 << 20,
-            )
+        with (
+            self.connection.cursor() as cursor,
+            cursor.copy(f"COPY {target} FROM STDIN WITH (FORMAT csv)") as copy,
+        ):
+            for chunk in _csv_chunks(table, self.COPY_CHUNK_ROWS):
+                copy.write(chunk)
 
     def _lock_ledger(self) -> None:
         # PostgreSQL's DDL is transactional: a reader never sees a view dropped and not yet
@@ -520,34 +496,18 @@ def _utc_text(batch):
     return batch
 
 
-class _CsvSource:
-    """A file-like view of an Arrow table as CSV, produced chunk by chunk for ``COPY FROM``.
+def _csv_chunks(table, chunk_rows: int):
+    """An Arrow table as CSV for ``COPY FROM``, ``chunk_rows`` rows at a time (bounded memory).
 
     Strings are always quoted and NULL is an unquoted empty field, as PostgreSQL's CSV reads them.
     """
+    import pyarrow.csv as csv
 
-    def __init__(self, table, chunk_rows: int) -> None:
-        self.batches = iter(table.to_batches(max_chunksize=chunk_rows))
-        self.current = io.BytesIO()
-
-    def _next_chunk(self) -> bool:
-        import pyarrow.csv as csv
-
-        for batch in self.batches:
-            if batch.num_rows:
-                self.current = io.BytesIO()
-                csv.write_csv(
-                    _utc_text(batch), self.current, csv.WriteOptions(include_header=False)
-                )
-                self.current.seek(0)
-                return True
-        return False
-
-    def read(self, size: int = -1) -> bytes:
-        while True:
-            data = self.current.read(size)
-            if data or not self._next_chunk():
-                return data
+    for batch in table.to_batches(max_chunksize=chunk_rows):
+        if batch.num_rows:
+            chunk = io.BytesIO()
+            csv.write_csv(_utc_text(batch), chunk, csv.WriteOptions(include_header=False))
+            yield chunk.getbuffer()
 
 
 def open_warehouse(conn_id: str) -> Warehouse:
@@ -555,7 +515,8 @@ def open_warehouse(conn_id: str) -> Warehouse:
 
     A ``duckdb`` connection opens through the DuckDB provider's ``DuckDBHook`` (host = database
     file; its extras such as ``memory_limit`` and ``threads`` apply). A ``postgres`` connection
-    opens with psycopg2 (see :class:`PostgresWarehouse` for why not ``PostgresHook``).
+    opens through the Postgres provider's ``PostgresHook`` (schema = database; its extras such as
+    ``sslmode``, ``options``, ``application_name`` and ``iam`` apply).
     """
     from airflow.sdk import BaseHook
 
@@ -569,7 +530,10 @@ def open_warehouse(conn_id: str) -> Warehouse:
         _require_database_file(database)  # before the hook opens anything
         return DuckDBWarehouse(database, hook.get_conn())
     if conn_type in ("postgres", "postgresql"):
-        return PostgresWarehouse.from_connection(connection)
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        _require_database_name(connection.schema)  # else libpq would pick the user's database
+        return PostgresWarehouse(PostgresHook(postgres_conn_id=conn_id).get_conn())
     raise ValueError(
         f"connection {conn_id!r} has type {conn_type!r}: the warehouse must be a "
         "'duckdb' connection (host = database file) or a 'postgres' connection "
