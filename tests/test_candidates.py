@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 
 from include.consent_sync.contract import FINAL_OUTCOMES, ledger_schema
+from include.consent_sync.pipeline import Window, candidate_params
 from include.consent_sync.warehouse import load_sql
 from tests.conftest import INTERVAL_END, INTERVAL_START, change, insert_changes
 
@@ -13,20 +14,10 @@ NOON = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
 
 def candidates(warehouse_under_test, run_id="run-2", *, resync=False, emails=(), lookback_days=30):
+    window = Window(run_id, INTERVAL_START, INTERVAL_END, lookback_days, resync, tuple(emails))
     with warehouse_under_test.open() as warehouse:
         warehouse.ensure_ledger()
-        warehouse.set_contact_filter(emails)
-        table = warehouse.query_arrow(
-            load_sql("candidates"),
-            {
-                "dag_run_id": run_id,
-                "interval_start": INTERVAL_START,
-                "interval_end": INTERVAL_END,
-                "lookback_start": INTERVAL_END - timedelta(days=lookback_days),
-                "resync": resync,
-                "all_contacts": not emails,
-            },
-        )
+        table = warehouse.query_arrow(load_sql("candidates"), candidate_params(window))
     return {row["change_id"]: row for row in table.to_pylist()}
 
 
@@ -146,9 +137,11 @@ def test_contact_filter(warehouse):
 def test_the_sql_lists_of_final_outcomes_are_the_contracts():
     # SQL cannot import the contract: what a run reconsiders and what a re-run may replace must
     # both follow FINAL_OUTCOMES.
-    for name in ("candidates", "delete_unfinished_run_rows"):
-        (listed,) = re.findall(r"outcome (?:NOT )?IN \(([^)]*)\)", load_sql(name))
-        assert re.findall(r"'(\w+)'", listed) == list(FINAL_OUTCOMES), name
+    for name in ("candidates", "delete_unfinished_run_rows", "ledger_indexes_postgres"):
+        lists = re.findall(r"outcome (?:NOT )?IN \(([^)]*)\)", load_sql(name))
+        assert lists, name
+        for listed in lists:
+            assert re.findall(r"'(\w+)'", listed) == list(FINAL_OUTCOMES), name
 
 
 def test_a_run_replaces_its_own_ledger_rows(warehouse):
@@ -180,3 +173,67 @@ def test_a_change_superseded_after_the_interval_knows_it(warehouse):
     found = candidates(warehouse)
     assert set(found) == {"in-interval"}
     assert found["in-interval"]["key_latest_change_id"] == "next-night"
+
+
+def test_a_finished_change_stays_finished_when_its_changed_at_is_edited(warehouse):
+    # The window's finished changes are ruled out by the changed_at the ledger recorded; a change
+    # the user re-dated since must still be found finished, by its change_id.
+    insert_changes(warehouse, [change("moved", changed_at=NOON - timedelta(days=60))])
+    record(warehouse, "run-1", {"moved": "SYNCED"})
+    with warehouse.open() as connection:
+        connection.execute("UPDATE consent_changes SET changed_at = :at", {"at": NOON})
+    assert candidates(warehouse) == {}
+
+
+def test_a_late_row_is_superseded_by_a_newer_finished_change_of_its_key(warehouse):
+    insert_changes(
+        warehouse,
+        [
+            change("late", changed_at=NOON - timedelta(days=10)),
+            change("newer", email=" JANE@example.com", changed_at=NOON - timedelta(days=5)),
+        ],
+    )
+    record(warehouse, "run-1", {"newer": "REJECTED"})
+    assert candidates(warehouse)["late"]["key_latest_change_id"] == "newer"
+
+
+def test_a_key_whose_only_candidate_has_no_timestamp_is_searched_whole(warehouse):
+    insert_changes(
+        warehouse,
+        [
+            change("no-timestamp", changed_at=None),
+            change("long-ago", changed_at=NOON - timedelta(days=400)),
+        ],
+    )
+    assert candidates(warehouse)["no-timestamp"]["key_latest_change_id"] == "long-ago"
+
+
+def test_resync_sends_a_key_once_per_run_and_only_its_latest_change(warehouse):
+    insert_changes(
+        warehouse,
+        [change("a-old", changed_at=NOON - timedelta(hours=1)), change("a-new", changed_at=NOON)],
+    )
+    record(warehouse, "run-1", {"a-old": "SYNCED", "a-new": "SYNCED"})
+    assert set(candidates(warehouse, resync=True)) == {"a-new"}
+    record(warehouse, "run-2", {"a-new": "SYNCED"})
+    assert candidates(warehouse, run_id="run-2", resync=True) == {}
+
+
+def test_failed_runs_count_other_runs_once_each(warehouse):
+    insert_changes(warehouse, [change("f")])
+    record(warehouse, "run-0", {"f": "FAILED"})
+    record(warehouse, "run-1", {"f": "FAILED"})
+    record(warehouse, "run-2", {"f": "FAILED"})
+    assert candidates(warehouse, run_id="run-2")["f"]["failed_runs"] == 2
+
+
+def test_the_emails_filter_needs_no_table(warehouse):
+    insert_changes(warehouse, [change("a", email="a@x.com"), change("b", email="b@x.com")])
+    window = Window("run-2", INTERVAL_START, INTERVAL_END, emails=("A@x.com ",))
+    with warehouse.open() as connection:
+        connection.ensure_ledger()
+        before = connection.query_arrow("SELECT table_name FROM information_schema.tables")
+        found = connection.query_arrow(load_sql("candidates"), candidate_params(window))
+        after = connection.query_arrow("SELECT table_name FROM information_schema.tables")
+    assert found["change_id"].to_pylist() == ["a"]
+    assert sorted(after["table_name"].to_pylist()) == sorted(before["table_name"].to_pylist())

@@ -53,6 +53,16 @@ def test_the_run_records_count_every_outcome():
             assert re.search(rf"\b{column}\b", sql), (name, column)
 
 
+def test_the_runs_view_counts_every_outcome():
+    # The view reads hubspot_consent_sync_run_records, which record_run.sql counts into.
+    counted = dict(
+        re.findall(
+            r"COUNT\(\*\) FILTER \(WHERE outcome = '(\w+)'\) AS (\w+)", load_sql("record_run")
+        )
+    )
+    assert counted == {outcome.value: outcome.value.lower() for outcome in Outcome}
+
+
 def test_the_readme_table_is_the_contracts():
     rows = re.findall(r"^\| ([A-Z_]+) \| (.+) \| (yes|no) \|$", readme(), re.MULTILINE)
     expected = [(o.value, o.meaning, "no" if o.final else "yes") for o in Outcome]

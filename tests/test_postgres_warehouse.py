@@ -130,7 +130,7 @@ def test_recording_a_run_again_never_rewrites_its_final_rows(warehouse):
         now_recorded = connection.replace_run_rows(
             "run-1", pa.concat_tables([again, ledger_rows("run-1", ["b"])])
         )
-        recorded = connection.run_outcomes("run-1").to_pylist()
+        recorded = connection.run_rows("run-1").select(["change_id", "outcome"]).to_pylist()
     assert sorted(now_recorded) == ["SYNCED", "SYNCED"]
     assert sorted(recorded, key=lambda r: r["change_id"]) == [
         {"change_id": "a", "outcome": "SYNCED"},
@@ -407,5 +407,7 @@ def test_ensure_ledger_creates_the_indexes_once(postgres_warehouse):
         )
     assert indexes["indexname"].to_pylist() == [
         "hubspot_consent_sync_results_change_id",
+        "hubspot_consent_sync_results_finished",
+        "hubspot_consent_sync_results_key",
         "hubspot_consent_sync_results_pkey",
     ]

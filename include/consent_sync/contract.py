@@ -20,6 +20,8 @@ SOURCE_TABLE = "consent_changes"
 LEDGER_TABLE = "hubspot_consent_sync_results"
 RUNS_VIEW = "hubspot_consent_sync_runs"
 LATEST_VIEW = "hubspot_consent_sync_latest"
+RUN_RECORDS_TABLE = "hubspot_consent_sync_run_records"  # behind RUNS_VIEW
+KEY_STATE_TABLE = "hubspot_consent_sync_key_state"  # behind LATEST_VIEW
 
 STATUS_STATES = ("SUBSCRIBED", "UNSUBSCRIBED", "NOT_SPECIFIED")
 CHANNELS = ("EMAIL",)

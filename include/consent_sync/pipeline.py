@@ -16,6 +16,7 @@ from typing import Any
 
 from include.consent_sync import staging
 from include.consent_sync.contract import SOURCE_TABLE, source_schema
+from include.consent_sync.email_key import key_email
 from include.consent_sync.planning import PushCapacity, plan_batches, plan_changes
 from include.consent_sync.warehouse import Warehouse, load_sql
 
@@ -54,6 +55,19 @@ def candidate_schema():
     )
 
 
+def candidate_params(window: Window) -> dict[str, Any]:
+    """candidates.sql's parameters for ``window`` (the emails travel as a bound array)."""
+    return {
+        "dag_run_id": window.dag_run_id,
+        "interval_start": window.interval_start,
+        "interval_end": window.interval_end,
+        "lookback_start": window.interval_end - timedelta(days=window.lookback_days),
+        "resync": window.resync,
+        "all_contacts": not window.emails,
+        "emails": sorted({key_email(e) for e in window.emails}),
+    }
+
+
 def extract(warehouse: Warehouse, folder, window: Window) -> dict[str, Any]:
     """Check the source schema, select the run's candidates and stage them as Parquet.
 
@@ -64,19 +78,20 @@ def extract(warehouse: Warehouse, folder, window: Window) -> dict[str, Any]:
 
     staging.clear_derived(folder)
     check_source_schema(warehouse.source_columns(SOURCE_TABLE))
+    missing = warehouse.missing_source_indexes()
+    if missing:
+        log.warning(
+            "extract: %s has no index for the night's lookups, so every night reads the whole "
+            "table; to keep a night's cost to its own changes, run: %s",
+            SOURCE_TABLE,
+            " ".join(missing),
+        )
     warehouse.ensure_ledger()
     if window.repair_run_id:
         return _extract_repair(warehouse, folder, window)
-    warehouse.set_contact_filter(window.emails)
-    params = {
-        "dag_run_id": window.dag_run_id,
-        "interval_start": window.interval_start,
-        "interval_end": window.interval_end,
-        "lookback_start": window.interval_end - timedelta(days=window.lookback_days),
-        "resync": window.resync,
-        "all_contacts": not window.emails,
-    }
-    table = warehouse.query_arrow(load_sql("candidates"), params).cast(candidate_schema())
+    table = warehouse.query_arrow(load_sql("candidates"), candidate_params(window)).cast(
+        candidate_schema()
+    )
     staging.write_table(table, folder / staging.CANDIDATES)
     log.info(
         "extract: %d candidate changes (changed before %s, lookback %d days%s%s)",

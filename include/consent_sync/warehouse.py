@@ -8,17 +8,35 @@ from __future__ import annotations
 
 import io
 import re
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from include.consent_sync.contract import LEDGER_TABLE
-from include.consent_sync.email_key import key_email
-from include.consent_sync.run_record import record_values
+from include.consent_sync.contract import (
+    KEY_STATE_TABLE,
+    LEDGER_TABLE,
+    RUN_RECORDS_TABLE,
+    SOURCE_TABLE,
+)
 
 SQL_DIR = Path(__file__).parent / "sql"
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
+
+#: The tables kept up to date beside the ledger, and the SQL that writes a run into each (or,
+#: given no run, fills it from the whole ledger).
+STATE_TABLES = {RUN_RECORDS_TABLE: "record_run", KEY_STATE_TABLE: "record_key_state"}
+
+#: The indexes on the source table that extract's lookups use on PostgreSQL, and how to
+#: recognise each in ``pg_indexes.indexdef`` (lower-cased, without spaces or quotes).
+SOURCE_INDEXES = {
+    f"CREATE INDEX consent_changes_changed_at ON {SOURCE_TABLE} (changed_at);": (
+        "usingbtree(changed_at"
+    ),
+    f"CREATE INDEX consent_changes_key ON {SOURCE_TABLE} "
+    "(lower(trim(both ' ' from email)), subscription_id, channel, changed_at, change_id);": (
+        "usingbtree(lower(trim(both''::textfromemail)),subscription_id,channel"
+    ),
+}
 
 
 def load_sql(name: str) -> str:
@@ -31,6 +49,35 @@ def split_statements(sql: str) -> list[str]:
         line for line in sql.splitlines() if not line.lstrip().startswith("--")
     )
     return [s.strip() for s in without_comments.split(";") if s.strip()]
+
+
+def _final_outcomes():
+    import pyarrow as pa
+
+    from include.consent_sync.contract import FINAL_OUTCOMES
+
+    return pa.array([str(o) for o in FINAL_OUTCOMES], pa.string())
+
+
+def _same_rows(recorded, rows) -> bool:
+    """Whether ``rows`` say again what ``recorded`` says (``recorded_at`` aside), in any order.
+
+    Column by column, so that a million-row comparison holds two columns at a time, not two
+    sorted copies of both tables.
+    """
+    import pyarrow.compute as pc
+
+    if recorded.num_rows != rows.num_rows:
+        return False
+    recorded_order = pc.sort_indices(recorded["change_id"])
+    rows_order = pc.sort_indices(rows["change_id"])
+    for field in recorded.schema:
+        if field.name == "recorded_at":
+            continue
+        theirs = rows[field.name].cast(field.type).take(rows_order)
+        if not recorded[field.name].take(recorded_order).equals(theirs):
+            return False
+    return True
 
 
 class Warehouse:
@@ -49,25 +96,43 @@ class Warehouse:
         """Bulk-insert an Arrow table whose columns match the target table's, in order."""
         raise NotImplementedError
 
-    def set_contact_filter(self, emails: Iterable[str]) -> None:
-        """Fill the session's ``sync_contact_filter`` temp table that candidates.sql reads."""
-        self.execute("CREATE TEMPORARY TABLE IF NOT EXISTS sync_contact_filter (email TEXT)")
-        self.execute("DELETE FROM sync_contact_filter")
-        import pyarrow as pa
-
-        emails = sorted({key_email(e) for e in emails})
-        if emails:
-            self.insert_arrow(
-                "sync_contact_filter", pa.table({"email": pa.array(emails, pa.string())})
-            )
-
     def run_script(self, sql: str) -> None:
         for statement in split_statements(sql):
             self.execute(statement)
 
     def ensure_ledger(self) -> None:
-        """Create or upgrade the ledger table and audit views (idempotent)."""
-        self.run_script(load_sql("ledger_schema"))
+        """Create or upgrade the ledger, its state tables and audit views, in one transaction.
+
+        A state table that did not exist yet (a ledger left by an earlier version) is filled from
+        the ledger rows already there, so the guards still see every earlier send and the runs
+        view still lists every earlier run. Idempotent.
+        """
+        self.begin()
+        try:
+            self._lock_ledger()
+            existing = self.query_arrow(load_sql("existing_tables"), {"names": list(STATE_TABLES)})[
+                "table_name"
+            ].to_pylist()
+            self.run_script(load_sql("ledger_schema"))
+            self._ensure_indexes()
+            for table, fill in STATE_TABLES.items():
+                if table not in existing:
+                    self.execute(load_sql(fill), {"dag_run_id": None})
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
+
+    def _lock_ledger(self) -> None:
+        """Keep two sessions from upgrading the ledger at once (where the engine allows both)."""
+
+    def _ensure_indexes(self) -> None:
+        """Engine-specific indexes on the pipeline's tables (none on DuckDB)."""
+
+    def missing_source_indexes(self) -> list[str]:
+        """``CREATE INDEX`` statements for the source-table indexes extract relies on and that
+        are missing (none on DuckDB, whose scans need no index)."""
+        return []
 
     def source_columns(self, table_name: str) -> dict[str, str]:
         rows = self.query_arrow(load_sql("source_columns"), {"table_name": table_name}).to_pylist()
@@ -77,22 +142,30 @@ class Warehouse:
         """Record one run's ledger rows in one transaction (an idempotent load).
 
         The run's unfinished rows (FAILED, DEFERRED, DRY_RUN) are replaced by ``rows``; its final
-        rows stay as they are, and rows of ``rows`` for those changes are dropped. Returns the
-        outcome of every row the run now has in the ledger.
+        rows stay as they are, and rows of ``rows`` for those changes are dropped. When the
+        unfinished rows already say what ``rows`` says (a retried load), nothing is rewritten,
+        so a retry costs a read, not a delete and insert of every row. The run's record and the
+        key state follow the rows. Returns the outcome of every row the run now has.
         """
         import pyarrow.compute as pc
 
         self.begin()
         try:
-            self.execute(load_sql("delete_unfinished_run_rows"), {"dag_run_id": dag_run_id})
-            kept = self.run_outcomes(dag_run_id)
+            recorded = self.run_rows(dag_run_id)
+            final = pc.is_in(recorded["outcome"], value_set=_final_outcomes())
+            kept = recorded.filter(final)
             if kept.num_rows:
                 rows = rows.filter(
                     pc.invert(pc.is_in(rows["change_id"], value_set=kept["change_id"]))
                 )
-            self.insert_arrow(LEDGER_TABLE, rows)
-            outcomes = kept["outcome"].to_pylist() + rows["outcome"].to_pylist()
-            self.record_run(record_values(dag_run_id, Counter(outcomes), **_timing(rows)))
+            unfinished = recorded.filter(pc.invert(final))
+            if _same_rows(unfinished, rows):
+                outcomes = recorded["outcome"].to_pylist()
+            else:
+                self.execute(load_sql("delete_unfinished_run_rows"), {"dag_run_id": dag_run_id})
+                self.insert_arrow(LEDGER_TABLE, rows)
+                outcomes = kept["outcome"].to_pylist() + rows["outcome"].to_pylist()
+            self.refresh_run_state(dag_run_id)
         except BaseException:
             self.rollback()
             raise
@@ -100,7 +173,8 @@ class Warehouse:
         return outcomes
 
     def record_run(self, values: Mapping[str, Any]) -> None:
-        """Insert or update one run's record (see :mod:`include.consent_sync.run_record`)."""
+        """Record everything about one run as its last task saw it (see
+        :mod:`include.consent_sync.run_record`); the counts come from :meth:`run_outcomes`."""
         self.execute(load_sql("upsert_run_record"), values)
 
     def earlier_run_records(self, interval_end, limit: int) -> list[dict[str, Any]]:
@@ -118,9 +192,23 @@ class Warehouse:
             for r in rows.to_pylist()
         ]
 
+    def refresh_run_state(self, dag_run_id: str | None) -> None:
+        """Bring the run's record (counts) and the key state up to date with its ledger rows
+        (None: with every run's, as when a ledger is upgraded)."""
+        for name in STATE_TABLES.values():
+            self.execute(load_sql(name), {"dag_run_id": dag_run_id})
+
     def run_outcomes(self, dag_run_id: str):
         """One run's ledger rows as an Arrow table of ``change_id`` and ``outcome``."""
         return self.query_arrow(load_sql("run_outcomes"), {"dag_run_id": dag_run_id})
+
+    def run_rows(self, dag_run_id: str):
+        """One run's ledger rows, as an Arrow table of the ledger schema."""
+        from include.consent_sync.contract import ledger_schema
+
+        return self.query_arrow(load_sql("run_rows"), {"dag_run_id": dag_run_id}).cast(
+            ledger_schema()
+        )
 
     def begin(self) -> None:
         raise NotImplementedError
@@ -228,8 +316,11 @@ class PostgresWarehouse(Warehouse):
         # The hook's ``cursor`` extra (dictcursor, ...) would change the rows this class reads.
         self.connection.row_factory = tuple_row
         self.connection.cursor_factory = ClientCursor
+        # No JIT: the pipeline's queries are index lookups, which JIT compilation (about
+        # 0.5 s per extract, measured) only slows down.
         self.connection.execute(
-            "SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, YMD'"
+            "SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, YMD'; "
+            "SET jit = off"
         )
 
     @classmethod
@@ -281,20 +372,24 @@ class PostgresWarehouse(Warehouse):
             for chunk in _csv_chunks(table, self.COPY_CHUNK_ROWS):
                 copy.write(chunk)
 
-    def ensure_ledger(self) -> None:
-        """Create or upgrade the ledger in one transaction, one session at a time.
+    def _lock_ledger(self) -> None:
+        # PostgreSQL's DDL is transactional: a reader never sees a view dropped and not yet
+        # recreated, and with this lock two runs loading at once do not race on ``CREATE``.
+        self.execute("SELECT pg_advisory_xact_lock(hashtext(:lock))", {"lock": LEDGER_TABLE})
 
-        PostgreSQL's DDL is transactional: a reader never sees a view dropped and not yet
-        recreated, and two runs loading at once do not race on ``CREATE``.
-        """
-        self.begin()
-        try:
-            self.execute("SELECT pg_advisory_xact_lock(hashtext(:lock))", {"lock": LEDGER_TABLE})
-            super().ensure_ledger()
-        except BaseException:
-            self.rollback()
-            raise
-        self.commit()
+    def _ensure_indexes(self) -> None:
+        self.run_script(load_sql("ledger_indexes_postgres"))
+
+    def missing_source_indexes(self) -> list[str]:
+        definitions = self.query_arrow(
+            load_sql("source_indexes_postgres"), {"table_name": SOURCE_TABLE}
+        )["indexdef"].to_pylist()
+        found = [re.sub(r'[\s"]', "", d.lower()) for d in definitions]
+        return [
+            statement
+            for statement, shape in SOURCE_INDEXES.items()
+            if not any(shape in d for d in found)
+        ]
 
     def begin(self):
         self.execute("BEGIN")
@@ -312,19 +407,6 @@ class PostgresWarehouse(Warehouse):
 _COPYABLE = re.compile(r"(?is)^\(*\s*(select|with|values|table)\b")
 _LEADING_COMMENTS = re.compile(r"^(\s*(--[^\n]*(\n|$)|/\*.*?\*/))*\s*", re.S)
 
-
-def _timing(rows) -> dict[str, Any]:
-    """Interval and timing of a load from its rows (none when it loaded none)."""
-    import pyarrow.compute as pc
-
-    if not rows.num_rows:
-        return {}
-    return {
-        "interval_start": rows["interval_start"][0].as_py(),
-        "interval_end": rows["interval_end"][0].as_py(),
-        "started_at": pc.min(pc.coalesce(rows["sent_at"], rows["recorded_at"])).as_py(),
-        "finished_at": pc.max(rows["recorded_at"]).as_py(),
-    }
 
 
 def _strip_leading_comments(sql: str) -> str:

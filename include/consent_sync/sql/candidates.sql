@@ -8,62 +8,146 @@
 -- cannot revert a newer consent even while a newer run pushes), how many runs it already FAILED
 -- in, the newest SYNCED change of its key, and when this pipeline sent the key UNSUBSCRIBED if
 -- that was its last write to the key (the resubscribe guard must not mistake it for an opt-out).
--- The latest change of each key comes from one window over the source rows (no self-join): on
--- PostgreSQL a CTE read twice is materialised without statistics, and the planner then joined
--- it back with a nested loop (hours at a million rows). NULLS LAST is explicit because the
--- engines' default null order for DESC differs (PostgreSQL: first, DuckDB: last).
--- A key's email is LOWER(TRIM(BOTH ' ' FROM email)): a bare TRIM also strips no-break and other
--- Unicode spaces on DuckDB but not on PostgreSQL (email_key.py is the same in Python and Arrow).
-WITH source AS (
+-- The cost follows the night, not the history: the window's rows are found by time (an index on
+-- changed_at), and everything else is looked up for their change ids and keys only (the
+-- ledger's change_id index, the key expression index on consent_changes, the key state's
+-- primary key), never by aggregating a whole table. The finished test is a plain anti-join, and
+-- resync a branch of its own: a NOT EXISTS inside an OR runs on PostgreSQL as a scan per row.
+WITH windowed AS NOT MATERIALIZED (
     SELECT c.change_id, c.email, c.subscription_id, c.channel, c.status_state, c.legal_basis,
-           c.legal_basis_explanation, c.changed_at, LOWER(TRIM(BOTH ' ' FROM c.email)) AS key_email,
-           CASE
-               WHEN c.email IS NOT NULL AND c.subscription_id IS NOT NULL AND c.channel IS NOT NULL
-               THEN FIRST_VALUE(CASE WHEN c.changed_at IS NOT NULL THEN c.change_id END) OVER (
-                        PARTITION BY LOWER(TRIM(BOTH ' ' FROM c.email)), c.subscription_id, c.channel
-                        ORDER BY c.changed_at DESC NULLS LAST, c.change_id DESC NULLS LAST
-                    )
-           END AS key_latest_change_id
+           c.legal_basis_explanation, c.changed_at
     FROM consent_changes c
+    WHERE (c.changed_at >= :lookback_start AND c.changed_at < :interval_end)
+       OR c.changed_at IS NULL
 ),
-finished AS (
-    SELECT change_id, dag_run_id
-    FROM hubspot_consent_sync_results
-    WHERE outcome IN ('SYNCED', 'REJECTED', 'INVALID', 'SKIPPED_SUPERSEDED', 'SKIPPED_HUBSPOT_NEWER')
+finished AS NOT MATERIALIZED (
+    SELECT r.change_id, r.dag_run_id, r.changed_at
+    FROM hubspot_consent_sync_results r
+    WHERE r.outcome IN ('SYNCED', 'REJECTED', 'INVALID', 'SKIPPED_SUPERSEDED', 'SKIPPED_HUBSPOT_NEWER')
+),
+-- Most of the window is done: rule those rows out against the final rows recorded for the
+-- same stretch of time (a range on the ledger's changed_at, as the run that finished them saw
+-- it), then check the few left against the whole ledger by change_id. Exact either way: the
+-- first step only rules out changes that do have a final row.
+unseen AS (
+    SELECT w.*
+    FROM windowed w
+    WHERE NOT EXISTS (
+        SELECT 1 FROM finished f
+        WHERE f.change_id = w.change_id
+          AND f.changed_at >= :lookback_start AND f.changed_at < :interval_end
+    )
+),
+finished_unseen AS (
+    SELECT f.change_id
+    FROM finished f
+    WHERE f.change_id IN (SELECT u.change_id FROM unseen u)
+),
+considered_rows AS (
+    SELECT u.*, FALSE AS resynced
+    FROM unseen u
+    WHERE NOT EXISTS (SELECT 1 FROM finished_unseen f WHERE f.change_id = u.change_id)
+    UNION ALL
+    -- resync: a key's latest change of the interval again, once per run (the latest-change
+    -- test comes below, with the other candidates' keys).
+    SELECT w.*, TRUE AS resynced
+    FROM windowed w
+    WHERE :resync AND w.changed_at >= :interval_start
+      AND EXISTS (SELECT 1 FROM finished f WHERE f.change_id = w.change_id)
+      AND NOT EXISTS (
+          SELECT 1 FROM finished f WHERE f.change_id = w.change_id AND f.dag_run_id = :dag_run_id
+      )
+),
+-- The key, and with it the emails filter, is computed for the considered rows only (LOWER and
+-- TRIM over the whole window cost DuckDB more than the rest of the scan).
+considered AS (
+    SELECT *
+    FROM (SELECT r.*, LOWER(TRIM(BOTH ' ' FROM r.email)) AS key_email FROM considered_rows r) keyed
+    WHERE :all_contacts OR key_email = ANY(CAST(:emails AS TEXT[]))
 ),
 failures AS (
-    SELECT change_id, COUNT(DISTINCT dag_run_id) AS failed_runs
-    FROM hubspot_consent_sync_results
-    WHERE outcome = 'FAILED' AND dag_run_id <> :dag_run_id
-    GROUP BY change_id
+    SELECT r.change_id, COUNT(DISTINCT r.dag_run_id) AS failed_runs
+    FROM hubspot_consent_sync_results r
+    WHERE r.outcome = 'FAILED' AND r.dag_run_id <> :dag_run_id
+      AND r.change_id IN (SELECT s.change_id FROM considered s)
+    GROUP BY r.change_id
 ),
-synced AS (
-    SELECT LOWER(TRIM(BOTH ' ' FROM email)) AS key_email, subscription_id, channel,
-           MAX(changed_at) AS key_synced_changed_at,
-           CASE
-               WHEN MAX(sent_at) FILTER (WHERE status_state = 'UNSUBSCRIBED') = MAX(sent_at)
-               THEN MAX(sent_at)
-           END AS key_sent_unsubscribed_at
-    FROM hubspot_consent_sync_results
-    WHERE outcome = 'SYNCED'
-    GROUP BY LOWER(TRIM(BOTH ' ' FROM email)), subscription_id, channel
+-- The considered keys, each with its oldest considered change: a change that can be the key's
+-- latest is at least that recent. The search is cut by constants too, so that both engines
+-- skip the history (PostgreSQL by the key index, DuckDB by its row groups' changed_at ranges):
+-- keys changed only in the interval look from the interval's start (most of a night), the
+-- others (late rows, retries) from the window's, and a key whose considered changes all lack a
+-- changed_at through the whole table.
+considered_keys AS (
+    SELECT key_email, subscription_id, channel, MIN(changed_at) AS since
+    FROM considered
+    WHERE email IS NOT NULL AND subscription_id IS NOT NULL AND channel IS NOT NULL
+    GROUP BY key_email, subscription_id, channel
+),
+key_changes AS (
+    SELECT k.key_email, k.subscription_id, k.channel, c.change_id, c.changed_at
+    FROM considered_keys k
+    JOIN consent_changes c
+      ON LOWER(TRIM(BOTH ' ' FROM c.email)) = k.key_email AND c.subscription_id = k.subscription_id
+     AND c.channel = k.channel AND c.changed_at >= k.since
+    WHERE k.since >= :interval_start AND c.changed_at >= :interval_start
+    UNION ALL
+    SELECT k.key_email, k.subscription_id, k.channel, c.change_id, c.changed_at
+    FROM considered_keys k
+    -- Per key, through the key index: with the window's hundreds of thousands of rows the
+    -- PostgreSQL planner would rather hash them all. OFFSET 0 keeps it from flattening this.
+    CROSS JOIN LATERAL (
+        SELECT c.change_id, c.changed_at
+        FROM consent_changes c
+        WHERE LOWER(TRIM(BOTH ' ' FROM c.email)) = k.key_email
+          AND c.subscription_id = k.subscription_id AND c.channel = k.channel
+          AND c.changed_at >= k.since AND c.changed_at >= :lookback_start
+        OFFSET 0
+    ) c
+    WHERE k.since < :interval_start
+    UNION ALL
+    SELECT k.key_email, k.subscription_id, k.channel, c.change_id, c.changed_at
+    FROM considered_keys k
+    JOIN consent_changes c
+      ON LOWER(TRIM(BOTH ' ' FROM c.email)) = k.key_email AND c.subscription_id = k.subscription_id
+     AND c.channel = k.channel
+    WHERE k.since IS NULL AND c.changed_at IS NOT NULL
+),
+-- NULLS LAST is explicit because the engines' default null order for DESC differs
+-- (PostgreSQL: first, DuckDB: last). A key's email is LOWER(TRIM(BOTH ' ' FROM email)): a bare
+-- TRIM also strips no-break and other Unicode spaces on DuckDB but not on PostgreSQL
+-- (email_key.py is the same in Python and Arrow).
+key_latest AS (
+    SELECT key_email, subscription_id, channel, change_id AS key_latest_change_id
+    FROM (
+        SELECT key_changes.*,
+               ROW_NUMBER() OVER (
+                   PARTITION BY key_email, subscription_id, channel
+                   ORDER BY changed_at DESC, change_id DESC NULLS LAST
+               ) AS position
+        FROM key_changes
+    ) ranked
+    WHERE position = 1
 )
 SELECT s.change_id, s.email, s.subscription_id, s.channel, s.status_state, s.legal_basis,
        s.legal_basis_explanation, s.changed_at,
-       s.key_latest_change_id,
+       l.key_latest_change_id,
        COALESCE(f.failed_runs, 0) AS failed_runs,
-       y.key_synced_changed_at, y.key_sent_unsubscribed_at
-FROM source s
+       -- The key state, by its primary key per candidate: correlated subqueries, which
+       -- PostgreSQL runs as index lookups (a join it would rather hash over the whole table,
+       -- misjudging the candidates as hundreds of thousands) and DuckDB as a join.
+       (SELECT y.changed_at
+        FROM hubspot_consent_sync_key_state y
+        WHERE y.key_email = s.key_email AND y.subscription_id = s.subscription_id
+          AND y.channel = s.channel) AS key_synced_changed_at,
+       (SELECT CASE WHEN y.last_unsubscribed_sent_at = y.last_sent_at THEN y.last_sent_at END
+        FROM hubspot_consent_sync_key_state y
+        WHERE y.key_email = s.key_email AND y.subscription_id = s.subscription_id
+          AND y.channel = s.channel) AS key_sent_unsubscribed_at
+FROM considered s
 LEFT JOIN failures f ON f.change_id = s.change_id
-LEFT JOIN synced y
-       ON y.key_email = s.key_email AND y.subscription_id = s.subscription_id AND y.channel = s.channel
-WHERE ((s.changed_at >= :lookback_start AND s.changed_at < :interval_end) OR s.changed_at IS NULL)
-  AND (
-        NOT EXISTS (SELECT 1 FROM finished x WHERE x.change_id = s.change_id)
-        OR (:resync AND s.changed_at >= :interval_start AND s.key_latest_change_id = s.change_id
-            AND NOT EXISTS (
-                SELECT 1 FROM finished x WHERE x.change_id = s.change_id AND x.dag_run_id = :dag_run_id
-            ))
-      )
-  AND (:all_contacts OR s.key_email IN (SELECT email FROM sync_contact_filter))
+LEFT JOIN key_latest l
+       ON l.key_email = s.key_email AND l.subscription_id = s.subscription_id
+      AND l.channel = s.channel
+WHERE NOT s.resynced OR l.key_latest_change_id = s.change_id
 ORDER BY s.changed_at, s.change_id;

@@ -1,4 +1,6 @@
--- The ledger and its audit views. Run on first use by every load; safe to run again.
+-- The ledger, the state kept beside it, and the audit views. Run on first use by every extract
+-- and load; safe to run again. (Warehouse.ensure_ledger fills a new state table from the ledger
+-- rows already there, so a ledger left by an earlier version is upgraded in place.)
 -- Views are replaced, never dropped: users build their own views on them, and PostgreSQL refuses
 -- to drop a view others depend on. So a new column goes at the end of a view, never in between.
 CREATE TABLE IF NOT EXISTS hubspot_consent_sync_results (
@@ -27,15 +29,27 @@ CREATE TABLE IF NOT EXISTS hubspot_consent_sync_results (
 CREATE INDEX IF NOT EXISTS hubspot_consent_sync_results_change_id
     ON hubspot_consent_sync_results (change_id);
 
--- One row per DAG run, whatever happened (0 changes, dry run, stopped by a gate, failed), written
--- by the run's last task. Counts come from the run's own ledger rows, never from the whole ledger.
+-- One row per DAG run, whatever happened (0 changes, dry run, stopped by a gate, failed): the
+-- counts written by load_results (record_run.sql) from the run's own ledger rows, the rest by the
+-- run's last task (upsert_run_record.sql). The runs view reads it instead of the whole ledger.
 CREATE TABLE IF NOT EXISTS hubspot_consent_sync_run_records (
-    dag_run_id TEXT PRIMARY KEY, interval_start TIMESTAMP WITH TIME ZONE,
-    interval_end TIMESTAMP WITH TIME ZONE, changes BIGINT, synced BIGINT, failed BIGINT,
-    rejected BIGINT, invalid BIGINT, skipped_superseded BIGINT, skipped_hubspot_newer BIGINT,
-    deferred BIGINT, dry_run BIGINT, started_at TIMESTAMP WITH TIME ZONE,
-    finished_at TIMESTAMP WITH TIME ZONE);
+    dag_run_id             TEXT PRIMARY KEY,
+    interval_start         TIMESTAMP WITH TIME ZONE,
+    interval_end           TIMESTAMP WITH TIME ZONE,
+    changes                BIGINT,
+    synced                 BIGINT,
+    failed                 BIGINT,
+    rejected               BIGINT,
+    invalid                BIGINT,
+    skipped_superseded     BIGINT,
+    skipped_hubspot_newer  BIGINT,
+    deferred               BIGINT,
+    dry_run                BIGINT,
+    started_at             TIMESTAMP WITH TIME ZONE,
+    finished_at            TIMESTAMP WITH TIME ZONE
+);
 
+-- Facts the run's last task records (columns added later go at the end, here).
 ALTER TABLE hubspot_consent_sync_run_records ADD COLUMN IF NOT EXISTS run_type TEXT;
 ALTER TABLE hubspot_consent_sync_run_records ADD COLUMN IF NOT EXISTS state TEXT;
 ALTER TABLE hubspot_consent_sync_run_records ADD COLUMN IF NOT EXISTS dry_run_param BOOLEAN;
@@ -45,6 +59,27 @@ ALTER TABLE hubspot_consent_sync_run_records ADD COLUMN IF NOT EXISTS failed_tas
 ALTER TABLE hubspot_consent_sync_run_records ADD COLUMN IF NOT EXISTS failure_reason TEXT;
 ALTER TABLE hubspot_consent_sync_run_records ADD COLUMN IF NOT EXISTS ui_url TEXT;
 ALTER TABLE hubspot_consent_sync_run_records ADD COLUMN IF NOT EXISTS daily_limit_reached BOOLEAN;
+
+-- Per key (normalised email, subscription, channel), what this pipeline got HubSpot to accept:
+-- the latest SYNCED change and when it last sent the key anything / an UNSUBSCRIBED. Written by
+-- load_results (record_key_state.sql) from the run's SYNCED rows, so a night looks up its own
+-- keys instead of aggregating the whole ledger.
+CREATE TABLE IF NOT EXISTS hubspot_consent_sync_key_state (
+    key_email                  TEXT NOT NULL,
+    subscription_id            BIGINT NOT NULL,
+    channel                    TEXT NOT NULL,
+    email                      TEXT,
+    status_state               TEXT,
+    legal_basis                TEXT,
+    changed_at                 TIMESTAMP WITH TIME ZONE,
+    change_id                  TEXT,
+    dag_run_id                 TEXT,
+    sent_at                    TIMESTAMP WITH TIME ZONE,
+    set_status_success_reason  TEXT,
+    last_sent_at               TIMESTAMP WITH TIME ZONE,
+    last_unsubscribed_sent_at  TIMESTAMP WITH TIME ZONE,
+    PRIMARY KEY (key_email, subscription_id, channel)
+);
 
 CREATE OR REPLACE VIEW hubspot_consent_sync_runs AS
 SELECT
@@ -57,13 +92,4 @@ FROM hubspot_consent_sync_run_records;
 CREATE OR REPLACE VIEW hubspot_consent_sync_latest AS
 SELECT email, subscription_id, channel, status_state, legal_basis, changed_at, change_id,
        dag_run_id, sent_at, set_status_success_reason
-FROM (
-    SELECT r.*,
-           ROW_NUMBER() OVER (
-               PARTITION BY LOWER(TRIM(BOTH ' ' FROM r.email)), r.subscription_id, r.channel
-               ORDER BY r.changed_at DESC, r.change_id DESC, r.sent_at DESC
-           ) AS position
-    FROM hubspot_consent_sync_results r
-    WHERE r.outcome = 'SYNCED'
-) accepted
-WHERE position = 1;
+FROM hubspot_consent_sync_key_state;

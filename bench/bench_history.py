@@ -1,0 +1,286 @@
+"""Benchmark: one night's non-HTTP steps on a warehouse with months of history.
+
+    .venv/bin/python bench/bench_history.py [--warehouse duckdb|postgres|both]
+        [--sizes 0,1000000,3000000,10000000] [--new 30000] [--late 1000] [--failed 500]
+        [--repeat 2] [--max-ratio 2] [--max-rss-mib 2048] [--explain FILE] [--keep]
+
+For each warehouse and history size it builds a fresh warehouse with :mod:`dev.history_data`
+(bulk generation: ``size`` history changes in ``consent_changes`` and as many ledger rows of
+earlier runs, ~27,000 a night, then the night: ``--new`` changes, ``--late`` late-arriving rows
+and ``--failed`` FAILED rows of earlier runs) in a DuckDB temp file or a new ``consent_bench_*``
+database on PostgreSQL at 127.0.0.1:5432 (created and dropped here, with the source-table
+indexes the README names, then VACUUM ANALYZE). Then it runs extract, validate, plan and
+load_results, each in a fresh child process like an Airflow task (the child of
+``bench/bench_scale.py``: each step's wall time and peak RSS are its own), and load_results once
+more, as a retried task would; each step ``--repeat`` times, keeping the shortest (the machine may
+be busy), a first load after removing what the previous one recorded. On PostgreSQL it also times the two audit queries the README
+shows, and with ``--explain`` writes the ``EXPLAIN ANALYZE`` plan of the extract query.
+
+Prints, per warehouse and size, each step's time and its ratio to the same night on an empty
+history (size 0, always measured first). Exits 1 when a step's ratio exceeds ``--max-ratio``,
+a step peaks at ``--max-rss-mib`` or more, the retried load takes longer than the first, or the
+night's run does not consider exactly the night's changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+STEPS = ("extract", "validate", "plan", "load_results")
+AUDIT_QUERIES = {
+    "runs view, last 14": "SELECT * FROM hubspot_consent_sync_runs "
+    "ORDER BY interval_end DESC LIMIT 14",
+    "per-email query": "SELECT dag_run_id, change_id, subscription_id, status_state, changed_at, "
+    "outcome, error_category, error_message, set_status_success_reason, sent_at "
+    "FROM hubspot_consent_sync_results WHERE lower(trim(both ' ' from email)) = 'c4242@example.com' "
+    "ORDER BY changed_at, recorded_at",
+}
+
+
+def log(message: str) -> None:
+    print(f"  {time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+
+
+def prepare(kind: str, size: int, night, workdir: Path) -> tuple[dict, float]:
+    """A fresh warehouse with ``size`` history rows and the night; its fields and build time."""
+    from bench_scale import connection_fields, open_warehouse
+
+    from dev import history_data, local_postgres
+    from include.consent_sync.contract import LEDGER_TABLE, SOURCE_TABLE
+    from include.consent_sync.warehouse import SOURCE_INDEXES
+
+    if kind == "duckdb":
+        target = str(workdir / f"history-{size}.duckdb")
+    else:
+        target = f"consent_bench_{uuid.uuid4().hex[:12]}"
+        local_postgres.create_database(target)
+    fields = connection_fields(kind, target)
+    started = time.perf_counter()
+    with open_warehouse(fields) as warehouse:
+        history_data.build(warehouse, size, night, log=log)
+        if kind == "postgres":
+            for statement in SOURCE_INDEXES:
+                warehouse.execute(statement)
+            for table in (SOURCE_TABLE, LEDGER_TABLE):
+                warehouse.execute(f"VACUUM ANALYZE {table}")
+        else:
+            warehouse.execute("CHECKPOINT")
+    return fields, time.perf_counter() - started
+
+
+def build_in_child(kind: str, size: int, night, workdir: Path) -> tuple[dict, float]:
+    """:func:`prepare` in a child process. A child's ``ru_maxrss`` starts from its parent's
+    high-water mark (Linux carries it over fork and exec), so the parent must never hold the
+    history itself, or every step would seem to peak at what the build did."""
+    child = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--build",
+            json.dumps([kind, size, [night.new, night.late, night.failed], str(workdir)]),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    if child.returncode:
+        raise SystemExit(f"building the {kind} warehouse with {size:,} history rows failed")
+    fields, built = json.loads(child.stdout.strip().splitlines()[-1])
+    return fields, built
+
+
+def run_child(step: str, fields: dict, staging: Path) -> dict:
+    started = time.perf_counter()
+    child = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_scale.py"),
+            "--step",
+            step,
+            "--fields",
+            json.dumps(fields),
+            "--staging",
+            staging.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "GX_ANALYTICS_ENABLED": "False"},
+    )
+    if child.returncode:
+        raise SystemExit(f"step {step} failed:\n{child.stderr[-4000:]}")
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    result["process_s"] = time.perf_counter() - started
+    return result
+
+
+def forget_the_night(fields: dict) -> None:
+    """Remove the night's run from the ledger and its record, as before its first load (the
+    night sends nothing, so the key state holds nothing of it)."""
+    from bench_scale import RUN_ID, open_warehouse
+
+    from include.consent_sync.contract import LEDGER_TABLE, RUN_RECORDS_TABLE
+
+    with open_warehouse(fields) as warehouse:
+        for table in (LEDGER_TABLE, RUN_RECORDS_TABLE):
+            warehouse.execute(f"DELETE FROM {table} WHERE dag_run_id = :run", {"run": RUN_ID})
+
+
+def audit_times(fields: dict) -> dict[str, float]:
+    from bench_scale import open_warehouse
+
+    times = {}
+    with open_warehouse(fields) as warehouse:
+        for name, sql in AUDIT_QUERIES.items():
+            started = time.perf_counter()
+            warehouse.query_arrow(sql)
+            times[name] = time.perf_counter() - started
+    return times
+
+
+def explain(fields: dict) -> str:
+    """The PostgreSQL plan of the night's extract query, run for real."""
+    from bench_scale import INTERVAL_END, INTERVAL_START, RUN_ID, open_warehouse
+
+    from include.consent_sync.pipeline import Window, candidate_params
+    from include.consent_sync.warehouse import load_sql
+
+    with open_warehouse(fields) as warehouse:
+        plan = warehouse.query_arrow(
+            "EXPLAIN (ANALYZE, BUFFERS) " + load_sql("candidates"),
+            candidate_params(Window(RUN_ID, INTERVAL_START, INTERVAL_END)),
+        )
+    return "\n".join(plan.column(0).to_pylist())
+
+
+def bench(kind: str, size: int, night, args) -> dict:
+    from bench_scale import drop
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"consent_history_{kind}_"))
+    staging = workdir / "staging"
+    print(f"\n[{kind} {size:,}] building", flush=True)
+    fields, built = build_in_child(kind, size, night, workdir)
+    print(f"[{kind} {size:,}] built in {built:.0f} s", flush=True)
+    figures = {}
+    try:
+        for step in (*STEPS, "load_results retry"):
+            # The shortest of --repeat runs: the machine may be busy with other work. A first
+            # load is repeated after removing what the previous one recorded.
+            runs = []
+            for attempt in range(args.repeat):
+                if step == "load_results" and attempt:
+                    forget_the_night(fields)
+                runs.append(run_child(step.split()[0], fields, staging))
+            result = min(runs, key=lambda r: r["step_s"])
+            result["peak_rss_mib"] = max(r["peak_rss_mib"] for r in runs)
+            figures[step] = result
+            print(
+                f"[{kind} {size:,}] {step:<18} step {result['step_s']:6.2f} s | process "
+                f"{result['process_s']:5.1f} s | peak RSS {result['peak_rss_mib']:5.0f} MiB | "
+                f"{json.dumps(result['facts'])}",
+                flush=True,
+            )
+        audits = audit_times(fields) if kind == "postgres" else {}
+        for name, seconds in audits.items():
+            print(f"[{kind} {size:,}] audit: {name:<18} {seconds:6.3f} s")
+        if args.explain and kind == "postgres" and size == max(args.sizes):
+            Path(args.explain).write_text(explain(fields) + "\n")
+            print(f"[{kind} {size:,}] extract plan written to {args.explain}")
+    finally:
+        if args.keep:
+            print(f"[{kind} {size:,}] kept: {fields}")
+        else:
+            drop(kind, fields)
+            shutil.rmtree(workdir, ignore_errors=True)
+    return {"kind": kind, "size": size, "build_s": built, "steps": figures, "audits": audits}
+
+
+def check(results: list[dict], night, args) -> list[str]:
+    from dev.history_data import expected_candidates
+
+    failures = []
+    expected = len(expected_candidates(night))
+    baseline = {(r["kind"]): r for r in results if r["size"] == 0}
+    print("\nsummary (step seconds; ratio to the same night on an empty history)")
+    for result in results:
+        kind, size, steps = result["kind"], result["size"], result["steps"]
+        base = baseline[kind]["steps"]
+        cells = []
+        for step in (*STEPS, "load_results retry"):
+            ratio = steps[step]["step_s"] / max(base[step]["step_s"], 1e-9)
+            cells.append(f"{step} {steps[step]['step_s']:.2f} s ({ratio:.2f}x)")
+            if step in STEPS and ratio > args.max_ratio:
+                failures.append(f"{kind} {size:,}: {step} took {ratio:.2f}x the empty history's")
+            if steps[step]["peak_rss_mib"] >= args.max_rss_mib:
+                failures.append(
+                    f"{kind} {size:,}: {step} peaked at {steps[step]['peak_rss_mib']:.0f} MiB"
+                )
+        print(f"  {kind:<8} {size:>11,}: " + " | ".join(cells))
+        if steps["extract"]["facts"]["candidates"] != expected:
+            failures.append(
+                f"{kind} {size:,}: {steps['extract']['facts']['candidates']:,} candidates, "
+                f"expected {expected:,}"
+            )
+        if steps["load_results retry"]["step_s"] > steps["load_results"]["step_s"]:
+            failures.append(f"{kind} {size:,}: the retried load took longer than the first")
+        for name, seconds in result["audits"].items():
+            if seconds >= 2:
+                failures.append(f"{kind} {size:,}: audit {name} took {seconds:.1f} s")
+    return failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from dev.history_data import Night
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--warehouse", choices=("duckdb", "postgres", "both"), default="both")
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: sorted({0, *(int(s) for s in text.split(","))}),
+        default=[0, 1_000_000, 3_000_000, 10_000_000],
+        help="history sizes, comma-separated (0, the baseline, is always run)",
+    )
+    parser.add_argument("--new", type=int, default=30_000)
+    parser.add_argument("--late", type=int, default=1_000)
+    parser.add_argument("--failed", type=int, default=500)
+    parser.add_argument("--repeat", type=int, default=2, help="runs per step; the shortest counts")
+    parser.add_argument("--max-ratio", type=float, default=2.0)
+    parser.add_argument("--max-rss-mib", type=float, default=2048.0)
+    parser.add_argument("--explain", help="write the PostgreSQL extract plan (largest size) here")
+    parser.add_argument("--keep", action="store_true", help="keep the warehouses")
+    parser.add_argument("--build", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.build:
+        kind, size, counts, workdir = json.loads(args.build)
+        fields, built = prepare(kind, size, Night(*counts), Path(workdir))
+        print(json.dumps([fields, built]))
+        return 0
+    night = Night(args.new, args.late, args.failed)
+    kinds = ("duckdb", "postgres") if args.warehouse == "both" else (args.warehouse,)
+    results = [bench(kind, size, night, args) for kind in kinds for size in args.sizes]
+    failures = check(results, night, args)
+    if failures:
+        print("\nFAIL: " + "; ".join(failures))
+        return 1
+    print(
+        f"\nOK: every step within {args.max_ratio:g}x the empty history, under "
+        f"{args.max_rss_mib:g} MiB, retries no slower, audits under 2 s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
