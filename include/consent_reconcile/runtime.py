@@ -134,8 +134,14 @@ def report(context: dict[str, Any], verdict: dict[str, Any] | None) -> None:
             max_count=int(params["alert_max_count"]),
         )
         if alert:
-            # Until the operations work's notifiers land, the alert is this log line.
-            log.error("ALERT: %s", alert)
+            # The sync's notifiers (Variable consent_sync_alerts); the task log gets it in any case.
+            from include.consent_sync import runtime as sync_runtime
+            from include.consent_sync.alerts import Alert
+
+            subject = f"HubSpot consent reconcile {ti.run_id}: HubSpot differs from the warehouse"
+            sync_runtime.send_alert(
+                Alert(subject=subject, body=alert), sync_runtime.alert_settings(), context
+            )
         unread = result.counts.get(Classification.UNREAD, 0)
         if unread:
             problems.append(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from include.consent_reconcile.contract import DRIFT_VIEW, RECONCILE_DAG_ID, RECONCILIATION_TABLE
-from tests.conftest import change, insert_changes
+from tests.conftest import alert_env, change, insert_changes
 from tests.e2e.helpers import hubspot_view, ledger, outcomes, utc
 
 pytestmark = pytest.mark.e2e
@@ -45,7 +45,7 @@ def classifications(warehouse):
 
 
 def test_reconcile_finds_every_kind_of_difference_and_a_repair_fixes_drift_and_missing(
-    airflow, warehouse, sandbox
+    airflow, warehouse, sandbox, smtp_server, webhook_server
 ):
     airflow.hubspot_extras["max_attempts"] = 1
     insert_changes(warehouse, [change(f"c-{email}", email, changed_at=CHANGED) for email in KEYS])
@@ -76,10 +76,17 @@ def test_reconcile_finds_every_kind_of_difference_and_a_repair_fixes_drift_and_m
         [{"email": "wide@x.com", "status": "UNSUBSCRIBED", "timestamp": later}]
     )
 
+    airflow.extra_env.update(alert_env(smtp_server, webhook_server))
     output = run(airflow, RECONCILE_DAG_ID, NIGHT_1 + timedelta(hours=1), full=True)
     found, first = classifications(warehouse)
     assert found == KEYS
-    assert "ALERT: HubSpot differs from the warehouse for 3 of 7 keys" in output
+    alert = "HubSpot differs from the warehouse for 3 of 7 keys"
+    assert alert in output
+    # The same alert through the sync's notifiers, to the real local receivers.
+    assert any(
+        "HubSpot consent reconcile" in m.original_content.decode() for m in smtp_server.messages
+    )
+    assert any(alert in post["json"]["text"] for post in webhook_server.received)
     assert "read batch 0:" in output and "rows/s" in output  # progress lines
     assert {r["email"] for r in warehouse.rows(f"SELECT email FROM {DRIFT_VIEW}")} == set(KEYS) - {
         "match@x.com"
