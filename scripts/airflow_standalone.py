@@ -15,7 +15,9 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
+# The project root (include/, dev/) and plugins/, as Airflow puts them on the path.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")]
 
 from dev.demo_data import create_demo_warehouse, latest_night  # noqa: E402
 from dev.local_airflow import PROJECT  # noqa: E402

@@ -17,7 +17,9 @@ import signal
 import sys
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
+# The project root (include/, dev/) and plugins/, as Airflow puts them on the path.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")]
 
 from dev import local_postgres  # noqa: E402
 from dev.demo_data import create_demo_warehouse, latest_night  # noqa: E402

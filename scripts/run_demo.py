@@ -10,7 +10,9 @@ import re
 import sys
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
+# The project root (include/, dev/) and plugins/, as Airflow puts them on the path.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")]
 
 from dev.demo_data import DEMO_INTERVAL_END, create_demo_warehouse  # noqa: E402
 from dev.local_airflow import PROJECT, LocalAirflow, SandboxProcess  # noqa: E402
