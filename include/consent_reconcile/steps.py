@@ -26,7 +26,7 @@ from include.consent_reconcile.contract import (
 )
 from include.consent_sync import staging
 from include.consent_sync.email_key import key_email
-from include.consent_sync.planning import MAX_BATCHES
+from include.consent_sync.planning import MAX_BATCHES, even_ranges
 from include.consent_sync.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -47,13 +47,7 @@ def read_batch_ranges(contacts: int, parallel_tasks: int) -> list[tuple[int, int
         return []
     rounds = max(1, math.ceil(contacts / (READ_BATCH_CONTACTS * parallel_tasks)))
     count = min(parallel_tasks * rounds, MAX_BATCHES, contacts)
-    size, extra = divmod(contacts, count)
-    ranges, start = [], 0
-    for index in range(count):
-        stop = start + size + (1 if index < extra else 0)
-        ranges.append((start, stop))
-        start = stop
-    return ranges
+    return even_ranges(contacts, count)
 
 
 def select_keys(

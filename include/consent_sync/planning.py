@@ -42,6 +42,17 @@ class PushCapacity:
         return self.rate_limit_per_10s / 10 * self.rows_per_request / self.parallel_tasks
 
 
+def even_ranges(total: int, count: int) -> list[tuple[int, int]]:
+    """``total`` items cut into ``count`` contiguous ``(start, stop)`` ranges of near-equal size."""
+    size, extra = divmod(total, count)
+    ranges, start = [], 0
+    for index in range(count):
+        stop = start + size + (1 if index < extra else 0)
+        ranges.append((start, stop))
+        start = stop
+    return ranges
+
+
 def plan_batches(
     rows: int,
     capacity: PushCapacity,
@@ -59,13 +70,7 @@ def plan_batches(
     target_rows = max(1, math.floor(capacity.task_rows_per_s * target_task_s))
     count = max(math.ceil(rows / target_rows), min(capacity.parallel_tasks, rows))
     count = min(count, max_batches, rows)
-    size, extra = divmod(rows, count)
-    ranges, start = [], 0
-    for index in range(count):
-        stop = start + size + (1 if index < extra else 0)
-        ranges.append((start, stop))
-        start = stop
-    return ranges
+    return even_ranges(rows, count)
 
 
 @dataclass
