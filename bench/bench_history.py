@@ -102,30 +102,6 @@ def build_in_child(kind: str, size: int, night, workdir: Path) -> tuple[dict, fl
     return fields, built
 
 
-def run_child(step: str, fields: dict, staging: Path) -> dict:
-    started = time.perf_counter()
-    child = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "bench_scale.py"),
-            "--step",
-            step,
-            "--fields",
-            json.dumps(fields),
-            "--staging",
-            staging.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "GX_ANALYTICS_ENABLED": "False"},
-    )
-    if child.returncode:
-        raise SystemExit(f"step {step} failed:\n{child.stderr[-4000:]}")
-    result = json.loads(child.stdout.strip().splitlines()[-1])
-    result["process_s"] = time.perf_counter() - started
-    return result
-
-
 def forget_the_night(fields: dict) -> None:
     """Remove the night's run from the ledger and its record, as before its first load (the
     night sends nothing, so the key state holds nothing of it)."""
@@ -166,7 +142,7 @@ def explain(fields: dict) -> str:
 
 
 def bench(kind: str, size: int, night, args) -> dict:
-    from bench_scale import drop
+    from bench_scale import drop, run_step_in_child
 
     workdir = Path(tempfile.mkdtemp(prefix=f"consent_history_{kind}_"))
     staging = workdir / "staging"
@@ -182,7 +158,9 @@ def bench(kind: str, size: int, night, args) -> dict:
             for attempt in range(args.repeat):
                 if step == "load_results" and attempt:
                     forget_the_night(fields)
-                runs.append(run_child(step.split()[0], fields, staging))
+                runs.append(
+                    run_step_in_child(step.split()[0], fields, staging, label=f"step {step}")
+                )
             result = min(runs, key=lambda r: r["step_s"])
             result["peak_rss_mib"] = max(r["peak_rss_mib"] for r in runs)
             figures[step] = result

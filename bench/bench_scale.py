@@ -222,27 +222,8 @@ def bench(kind: str, table, args) -> dict:
     try:
         for name in (*STEPS, "load_results retry"):
             step = name.split()[0]
-            started = time.perf_counter()
-            child = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--step",
-                    step,
-                    "--fields",
-                    json.dumps(fields),
-                    "--staging",
-                    staging.as_uri(),
-                ],
-                capture_output=True,
-                text=True,
-                env={**os.environ, "PYTHONPATH": str(ROOT), "GX_ANALYTICS_ENABLED": "False"},
-            )
-            wall = time.perf_counter() - started
-            if child.returncode:
-                raise SystemExit(f"[{kind}] step {name} failed:\n{child.stderr[-4000:]}")
-            result = json.loads(child.stdout.strip().splitlines()[-1])
-            result["process_s"] = wall
+            result = run_step_in_child(step, fields, staging, label=f"[{kind}] step {name}")
+            wall = result["process_s"]
             if name in STEPS:
                 figures.append(result)
             else:
@@ -274,6 +255,32 @@ def bench(kind: str, table, args) -> dict:
         "first_load_s": figures[-1]["step_s"],
         "retry_load_s": retry["step_s"],
     }
+
+
+def run_step_in_child(step: str, fields: dict, staging: Path, label: str) -> dict:
+    """Run one pipeline step in a fresh child process, like an Airflow task; its figures, with
+    the child's wall time as ``process_s``."""
+    started = time.perf_counter()
+    child = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--step",
+            step,
+            "--fields",
+            json.dumps(fields),
+            "--staging",
+            staging.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "GX_ANALYTICS_ENABLED": "False"},
+    )
+    if child.returncode:
+        raise SystemExit(f"{label} failed:\n{child.stderr[-4000:]}")
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    result["process_s"] = time.perf_counter() - started
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
