@@ -4,6 +4,7 @@ on this machine's Redis and PostgreSQL, stopped and dropped afterwards whatever 
 from __future__ import annotations
 
 import uuid
+from contextlib import contextmanager
 
 import pytest
 
@@ -34,10 +35,10 @@ def _require_redis() -> None:
         client.close()
 
 
-@pytest.fixture
-def deployment(postgres_warehouse, tmp_path):
+@contextmanager
+def deployment_on(postgres_warehouse, tmp_path, **options):
     """A started deployment on this test's warehouse, with its own metadata database, queue and
-    sandbox. The nightly schedule is off: only the runs the test creates touch its data."""
+    sandbox (``options``: more LocalDeployment settings); stopped and dropped afterwards."""
     _require_redis()
     deployment = LocalDeployment(
         tmp_path / "airflow",
@@ -46,14 +47,20 @@ def deployment(postgres_warehouse, tmp_path):
         port=free_port(),
         warehouse=postgres_warehouse.connection(),
         sandbox_flags=("--rate-limit-per-10s", str(RATE_LIMIT_PER_10S)),
-        hubspot_extras={"rate_limit_per_10s": RATE_LIMIT_PER_10S},
-        schedule=False,
+        **{"hubspot_extras": {"rate_limit_per_10s": RATE_LIMIT_PER_10S}, **options},
     )
     try:
         with deployment:
             yield deployment
     finally:
         deployment.drop()
+
+
+@pytest.fixture
+def deployment(postgres_warehouse, tmp_path):
+    """The nightly schedule off: only the runs the test creates touch its data."""
+    with deployment_on(postgres_warehouse, tmp_path, schedule=False) as deployment:
+        yield deployment
 
 
 @pytest.hookimpl(wrapper=True)

@@ -9,24 +9,20 @@ import os
 import signal
 import subprocess
 import time
-import uuid
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
-from dev.demo_data import create_source_table
-from dev.local_airflow import free_port
-from dev.local_deployment import LocalDeployment
+from dev.demo_data import create_source_table, latest_night
 from include.consent_sync.contract import DAG_ID
 from tests.conftest import change, insert_changes
-from tests.deployment.conftest import REDIS_DB, _require_redis
+from tests.deployment.conftest import RATE_LIMIT_PER_10S, deployment_on
 from tests.deployment.test_celery_backfill import summary, task_instances
 
 pytestmark = pytest.mark.deployment
 
 ROWS = 160  # four batches of 40: each push paces for about 10 s at the sandbox's 40 per 10 s
-RATE_LIMIT_PER_10S = 40
 MAX_IN_FLIGHT = 4
 DEADLINE_MINUTES = 0.25  # 15 s after the run is queued: the run takes far longer
 RUN_TIMEOUT_S = 420
@@ -35,14 +31,19 @@ RUN_TIMEOUT_S = 420
 @pytest.fixture
 def nightly_deployment(postgres_warehouse, tmp_path, webhook_server):
     """The deployment with the nightly schedule on: it creates the latest night's run at once."""
-    _require_redis()
-    deployment = LocalDeployment(
-        tmp_path / "airflow",
-        database=f"airflow_test_{uuid.uuid4().hex[:12]}",
-        redis_db=REDIS_DB,
-        port=free_port(),
-        warehouse=postgres_warehouse.connection(),
-        sandbox_flags=("--rate-limit-per-10s", str(RATE_LIMIT_PER_10S)),
+    with postgres_warehouse.open() as connection:
+        create_source_table(connection)
+    night_end = latest_night()
+    insert_changes(
+        postgres_warehouse,
+        [
+            change(f"k{i:03d}", f"kill{i}@example.com", changed_at=night_end - timedelta(hours=5))
+            for i in range(ROWS)
+        ],
+    )
+    with deployment_on(
+        postgres_warehouse,
+        tmp_path,
         hubspot_extras={
             "rate_limit_per_10s": RATE_LIMIT_PER_10S,
             "max_in_flight": MAX_IN_FLIGHT,
@@ -62,24 +63,8 @@ def nightly_deployment(postgres_warehouse, tmp_path, webhook_server):
                 }
             ),
         },
-    )
-    with postgres_warehouse.open() as connection:
-        create_source_table(connection)
-    night_end = datetime.now(UTC).replace(hour=2, minute=0, second=0, microsecond=0)
-    if night_end > datetime.now(UTC):
-        night_end -= timedelta(days=1)
-    insert_changes(
-        postgres_warehouse,
-        [
-            change(f"k{i:03d}", f"kill{i}@example.com", changed_at=night_end - timedelta(hours=5))
-            for i in range(ROWS)
-        ],
-    )
-    try:
-        with deployment:
-            yield deployment
-    finally:
-        deployment.drop()
+    ) as deployment:
+        yield deployment
 
 
 def test_a_killed_push_resends_at_most_its_requests_in_flight_and_a_late_run_alerts(
