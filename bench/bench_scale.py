@@ -6,7 +6,8 @@
 The parent generates ``--rows`` candidate changes (vectorised: ~1% invalid, a third as many
 contacts as rows so keys repeat, every change inside one nightly interval), bulk-loads them into a
 fresh warehouse (a DuckDB file, or a new ``consent_bench_*`` database on PostgreSQL at
-127.0.0.1:5432, user postgres) with ``Warehouse.insert_arrow``, then runs each step of
+127.0.0.1:5432, user postgres) with ``Warehouse.insert_arrow``, prepares its empty ledger
+(``pipeline.prepare_ledger``, as the DAG's task before extract), then runs each step of
 :mod:`include.consent_sync.pipeline` in a FRESH child process, like an Airflow task, so each
 step's peak RSS (the child's own ``ru_maxrss``) is that step's alone. No batch is pushed, so
 load_results records the planned sends as DEFERRED. load_results then runs once more, as a
@@ -185,8 +186,11 @@ def run_step(step: str, fields: dict, staging_url: str) -> None:
 
 
 def prepare(kind: str, table, workdir: Path) -> tuple[dict, float]:
-    """A fresh warehouse holding ``table`` as consent_changes; returns its fields and load time."""
+    """A fresh warehouse holding ``table`` as consent_changes and an empty ledger (the
+    prepare_ledger task's, which has nothing to measure on a new warehouse); returns its fields
+    and load time."""
     from dev.demo_data import create_source_table
+    from include.consent_sync import pipeline
 
     if kind == "duckdb":
         target = str(workdir / "warehouse.duckdb")
@@ -203,6 +207,7 @@ def prepare(kind: str, table, workdir: Path) -> tuple[dict, float]:
         if kind == "postgres":
             warehouse.execute("ANALYZE consent_changes")
         loaded = time.perf_counter() - started
+        pipeline.prepare_ledger(warehouse)
     return fields, loaded
 
 

@@ -31,11 +31,12 @@ not yet final) from the warehouse table `consent_changes`, validates them, sends
 per contact and subscription to HubSpot's Communication Preferences API, and writes one row per
 change to `hubspot_consent_sync_results`.
 
-**Tasks**: wait_for_turn → extract → validate → plan → push (one mapped task per batch, pool
-`hubspot_api`) → load_results → announce_ledger → report. `wait_for_turn` holds a run until no other run is
-between its extract and its load_results and no earlier run is still running, so runs
-(backfills included) take turns in date order. `load_results` and `report` run even when an earlier task failed, so
-every extracted change gets its ledger row. `announce_ledger` emits the ledger Asset's event only
+**Tasks**: wait_for_turn → prepare_ledger → extract → validate → plan → push (one mapped task
+per batch, pool `hubspot_api`) → load_results → announce_ledger → report. `wait_for_turn` holds
+a run until no other run is between its prepare_ledger and its load_results and no earlier run
+is still running, so runs (backfills included) take turns in date order. `prepare_ledger`
+creates or upgrades the ledger, its views and indexes, so extract only reads it. `load_results`
+and `report` run even when an earlier task failed, so every extracted change gets its ledger row. `announce_ledger` emits the ledger Asset's event only
 when the run wrote rows and nothing stopped it. `report` records the run in
 `hubspot_consent_sync_runs`, sends alerts, and fails the run if anything stopped early.
 
@@ -156,9 +157,19 @@ def hubspot_consent_sync():
         max_active_tis_per_dag=1,
     )
     def wait_for_turn(**context) -> bool:
-        """Hold this run until no other run is between its extract and its load_results and no
-        earlier run is still running, so runs (backfills included) take turns in date order."""
+        """Hold this run until no other run is between its prepare_ledger and its load_results
+        and no earlier run is still running, so runs (backfills included) take turns in date
+        order."""
         return runtime.is_our_turn(context)
+
+    @task
+    def prepare_ledger() -> None:
+        """Create the ledger (`hubspot_consent_sync_results`), its state tables, audit views and
+        indexes, or upgrade an older ledger in place (minutes for a large one, once)."""
+        from include.consent_sync import pipeline
+
+        with runtime.open_warehouse() as warehouse:
+            pipeline.prepare_ledger(warehouse)
 
     @task
     def extract(**context) -> dict:
@@ -229,8 +240,7 @@ def hubspot_consent_sync():
         alert if it needs a person; fail the run, naming the task and why, if a step stopped."""
         runtime.summarise_run(context, counts)
 
-    extracted = extract()
-    wait_for_turn() >> extracted
+    extracted = wait_for_turn() >> prepare_ledger() >> extract()
     batches = plan(validate(extracted))
     push = PushBatchOperator.partial(
         task_id="push",

@@ -55,6 +55,7 @@ print(json.dumps({{
     "push_pool": dag.get_task("push").pool if dag else None,
     "undocumented": sorted(t.task_id for t in dag.tasks if not t.doc_md) if dag else None,
     "retries": dag.get_task("extract").retries if dag else None,
+    "downstream": {{t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}} if dag else {{}},
     "gate": {{
         "mode": dag.get_task("wait_for_turn").mode,
         "max_active_tis_per_dag": dag.get_task("wait_for_turn").max_active_tis_per_dag,
@@ -63,11 +64,17 @@ print(json.dumps({{
     }} if dag else None,
 }}))
 """
+    return _run_in_airflow(code, airflow_home)
+
+
+def _run_in_airflow(code: str, airflow_home, **env: str) -> dict:
+    """Run ``code`` in a fresh interpreter with its own Airflow home; the JSON it prints last."""
     env = {
         "PYTHONPATH": f"{PROJECT}:{PROJECT / 'plugins'}",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW_HOME": str(airflow_home),
         "PATH": "/usr/bin:/bin",
+        **env,
     }
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
@@ -84,6 +91,7 @@ def test_dag_imports_without_errors_or_heavy_modules(tmp_path):
         "extract",
         "load_results",
         "plan",
+        "prepare_ledger",
         "push",
         "report",
         "validate",
@@ -94,13 +102,15 @@ def test_dag_imports_without_errors_or_heavy_modules(tmp_path):
     assert facts["push_pool"] == "hubspot_api"
     assert facts["undocumented"] == [], "each task's docstring is its doc in the UI"
     assert facts["retries"] == 2
-    # One gate decision at a time across all runs, and it comes before anything reads the ledger.
+    # One gate decision at a time across all runs, and it comes before anything touches the
+    # ledger; the ledger is ready before extract looks it up.
     assert facts["gate"] == {
         "mode": "reschedule",
         "max_active_tis_per_dag": 1,
-        "downstream": ["extract"],
+        "downstream": ["prepare_ledger"],
         "upstream": [],
     }
+    assert facts["downstream"]["prepare_ledger"] == ["extract"]
     assert set(facts["params"]) >= {
         "dry_run",
         "emails",
@@ -119,6 +129,27 @@ def test_optional_params_are_not_required_and_earlier_confs_still_validate(tmp_p
     assert set(facts["optional"]) >= {"emails", "resubscribe_guard"}
     refused = {conf for conf, ok in facts["conf_ok"].items() if not ok}
     assert refused == {'{"resubscribe_guard": "maybe"}', '{"emails": "jane@example.com"}'}
+
+
+def test_the_prepare_ledger_task_prepares_the_connections_warehouse(tmp_path):
+    from include.consent_sync.contract import LEDGER_TABLE, RUNS_VIEW
+    from include.consent_sync.warehouse import DuckDBWarehouse
+
+    path = tmp_path / "warehouse.duckdb"
+    code = f"""
+import json
+from airflow.dag_processing.dagbag import DagBag
+dag = DagBag(dag_folder={str(PROJECT / "dags")!r}).dags["hubspot_consent_sync"]
+print(json.dumps({{"returned": dag.get_task("prepare_ledger").python_callable()}}))
+"""
+    connection = json.dumps({"conn_type": "duckdb", "host": str(path)})
+    facts = _run_in_airflow(code, tmp_path, AIRFLOW_CONN_CONSENT_WAREHOUSE=connection)
+    assert facts == {"returned": None}  # no XCom: extract follows it by order, not by data
+    with DuckDBWarehouse(str(path)) as warehouse:
+        found = warehouse.query_arrow(
+            "SELECT table_name FROM information_schema.tables ORDER BY table_name"
+        )["table_name"].to_pylist()
+    assert {LEDGER_TABLE, RUNS_VIEW} <= set(found)
 
 
 def test_no_airflow_2_idioms():
@@ -143,16 +174,7 @@ print(json.dumps({{
     "downstream": {{t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}},
 }}))
 """
-    env = {
-        "PYTHONPATH": f"{PROJECT}:{PROJECT / 'plugins'}",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW_HOME": str(tmp_path),
-        "PATH": "/usr/bin:/bin",
-    }
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    )
-    facts = json.loads(out.stdout.strip().splitlines()[-1])
+    facts = _run_in_airflow(code, tmp_path)
     assert facts["errors"] == {}
     assert facts["timetable"] == "AssetOrTimeSchedule"
     assert facts["assets"] == ["consent_warehouse://hubspot_consent_sync_results"]

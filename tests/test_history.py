@@ -247,6 +247,7 @@ def test_extract_names_the_missing_source_indexes_once(postgres_warehouse, tmp_p
 
     with postgres_warehouse.open() as connection:
         create_source_table(connection)
+        pipeline.prepare_ledger(connection)
         with caplog.at_level("WARNING", logger="include.consent_sync.pipeline"):
             pipeline.extract(connection, ObjectStoragePath(tmp_path.as_uri()), WINDOW)
         warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]

@@ -7,6 +7,7 @@ import pytest
 from airflow.sdk import ObjectStoragePath
 
 from include.consent_sync import pipeline, staging
+from include.consent_sync.contract import LATEST_VIEW, LEDGER_TABLE, RUNS_VIEW, SOURCE_TABLE
 from include.consent_sync.ledger import RunFacts
 from include.consent_sync.planning import PushCapacity
 from include.consent_sync.validation import InvalidShareExceeded
@@ -14,6 +15,36 @@ from tests.conftest import INTERVAL_END, INTERVAL_START, change, insert_changes
 
 NOON = datetime(2026, 11, 20, 12, tzinfo=UTC)
 WINDOW = pipeline.Window("run-1", INTERVAL_START, INTERVAL_END)
+
+
+def schema_objects(connection) -> list[tuple[str, str]]:
+    """The tables and views of the warehouse's schema, by name and kind."""
+    return [
+        (row["table_name"], row["table_type"])
+        for row in connection.query_arrow(
+            "SELECT table_name, table_type FROM information_schema.tables "
+            "WHERE table_schema = CURRENT_SCHEMA() ORDER BY table_name"
+        ).to_pylist()
+    ]
+
+
+def test_prepare_ledger_makes_the_ledger_ready_and_extract_runs_no_ddl(warehouse, tmp_path):
+    insert_changes(warehouse, [change("c1", changed_at=NOON)])
+    folder = ObjectStoragePath((tmp_path / "run-1").as_uri())
+    with warehouse.open() as connection:
+        assert schema_objects(connection) == [(SOURCE_TABLE, "BASE TABLE")]
+        pipeline.prepare_ledger(connection)
+        prepared = schema_objects(connection)
+        assert {(LEDGER_TABLE, "BASE TABLE"), (RUNS_VIEW, "VIEW"), (LATEST_VIEW, "VIEW")} <= set(
+            prepared
+        )
+        # A view extract does not read, gone: extract leaves the schema as it finds it, and the
+        # next prepare_ledger puts the view back.
+        connection.execute(f"DROP VIEW {LATEST_VIEW}")
+        assert pipeline.extract(connection, folder, WINDOW) == {"candidates": 1}
+        assert (LATEST_VIEW, "VIEW") not in schema_objects(connection)
+        pipeline.prepare_ledger(connection)
+        assert schema_objects(connection) == prepared
 
 
 def test_validate_saves_its_report_with_masked_samples_and_gates_after_staging(warehouse, tmp_path):
@@ -26,6 +57,7 @@ def test_validate_saves_its_report_with_masked_samples_and_gates_after_staging(w
     )
     folder = ObjectStoragePath((tmp_path / "run-1").as_uri())  # as the DAG passes it
     with warehouse.open() as connection:
+        pipeline.prepare_ledger(connection)
         assert pipeline.extract(connection, folder, WINDOW) == {"candidates": 2}
     with pytest.raises(InvalidShareExceeded, match="1 of 2 rows"):
         pipeline.validate(folder, now=INTERVAL_END, max_invalid_share=0.05)
@@ -53,6 +85,7 @@ def test_plan_cuts_batches_and_a_rerun_of_extract_keeps_pushed_results(warehouse
     )
     folder = ObjectStoragePath((tmp_path / "run-1").as_uri())  # as the DAG passes it
     with warehouse.open() as connection:
+        pipeline.prepare_ledger(connection)
         pipeline.extract(connection, folder, WINDOW)
     pipeline.validate(folder, now=INTERVAL_END, max_invalid_share=0.05)
     batches = pipeline.plan(

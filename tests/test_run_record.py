@@ -8,7 +8,18 @@ from include.consent_sync.alerts import Reason
 from include.consent_sync.run_record import count_columns, first_stop, record_values, run_url
 from tests.test_postgres_warehouse import ledger_rows
 
-ORDER = ["extract", "wait_for_turn", "validate", "plan", "push", "load_results", "report"]
+# The DAG's tasks in the order the DAG file defines them (``dag.task_dict``).
+ORDER = [
+    "wait_for_turn",
+    "prepare_ledger",
+    "extract",
+    "validate",
+    "plan",
+    "push",
+    "load_results",
+    "announce_ledger",
+    "report",
+]
 
 
 def test_the_first_failed_task_in_dag_order_and_its_reason():

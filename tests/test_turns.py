@@ -30,7 +30,7 @@ def test_an_earlier_running_run_goes_first():
 def test_a_run_between_its_gate_and_its_load_holds_the_turn(load):
     task_states = {ME: states("running", None), NIGHTLY: states("success", load)}
     reason = reason_to_wait(ME, None, task_states, always("running"))
-    assert reason == f"run {NIGHTLY} is between its extract and its load_results"
+    assert reason == f"run {NIGHTLY} is between its prepare_ledger and its load_results"
 
 
 @pytest.mark.parametrize("load", ["success", "failed", "upstream_failed", "skipped"])

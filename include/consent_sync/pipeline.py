@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from include.consent_sync import staging
-from include.consent_sync.contract import SOURCE_TABLE, source_schema
+from include.consent_sync.contract import LEDGER_TABLE, SOURCE_TABLE, source_schema
 from include.consent_sync.email_key import key_email
 from include.consent_sync.planning import PushCapacity, plan_batches, plan_changes
 from include.consent_sync.warehouse import Warehouse, load_sql
@@ -68,11 +69,27 @@ def candidate_params(window: Window) -> dict[str, Any]:
     }
 
 
+def prepare_ledger(warehouse: Warehouse) -> None:
+    """Create the ledger, its state tables, audit views and indexes, or upgrade an older ledger.
+
+    A step of its own, before extract: upgrading a ledger left by an earlier version fills the
+    state tables from every earlier row and can take minutes; extract only looks the ledger up.
+    """
+    started = time.monotonic()
+    warehouse.ensure_ledger()
+    log.info(
+        "prepare_ledger: %s, its state tables, views and indexes are ready (%.1f s)",
+        LEDGER_TABLE,
+        time.monotonic() - started,
+    )
+
+
 def extract(warehouse: Warehouse, folder, window: Window) -> dict[str, Any]:
     """Check the source schema, select the run's candidates and stage them as Parquet.
 
-    A new try of the run starts from its candidates again: what an earlier try derived is
-    removed first, its pushed results kept (a row is never sent twice).
+    The ledger it looks up is prepare_ledger's. A new try of the run starts from its candidates
+    again: what an earlier try derived is removed first, its pushed results kept (a row is never
+    sent twice).
     """
     from include.consent_sync.validation import check_source_schema
 
@@ -86,7 +103,6 @@ def extract(warehouse: Warehouse, folder, window: Window) -> dict[str, Any]:
             SOURCE_TABLE,
             " ".join(missing),
         )
-    warehouse.ensure_ledger()
     if window.repair_run_id:
         return _extract_repair(warehouse, folder, window)
     table = warehouse.query_arrow(load_sql("candidates"), candidate_params(window)).cast(
@@ -208,7 +224,7 @@ def load_results(warehouse: Warehouse, folder, facts) -> dict[str, int]:
     """
     import pyarrow as pa
 
-    from include.consent_sync.contract import LEDGER_TABLE, result_schema
+    from include.consent_sync.contract import result_schema
     from include.consent_sync.ledger import assemble_ledger
 
     def staged(name):

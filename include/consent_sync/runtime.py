@@ -92,7 +92,10 @@ def is_our_turn(context: dict[str, Any]) -> bool:
     if reason:
         log.info("Waiting for our turn: %s", reason)
         return False
-    log.info("Our turn: no other run of %s is extracting, pushing or loading", ti.dag_id)
+    log.info(
+        "Our turn: no other run of %s is preparing the ledger, extracting, pushing or loading",
+        ti.dag_id,
+    )
     return True
 
 

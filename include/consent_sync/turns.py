@@ -1,4 +1,5 @@
-"""Runs take turns: from extract to load_results, one run of the DAG at a time, oldest first.
+"""Runs take turns: from prepare_ledger to load_results, one run of the DAG at a time, oldest
+first.
 
 The DAG's ``max_active_runs=1`` covers scheduled and manual runs, but a backfill has its own
 ``max_active_runs``, so a backfill run could otherwise push beside the nightly run (or beside its
@@ -53,5 +54,5 @@ def reason_to_wait(
         return f"run {earlier_running_run} has an earlier logical date and is still running"
     for run_id in holders(task_states, me):
         if run_state(run_id) == "running":
-            return f"run {run_id} is between its extract and its load_results"
+            return f"run {run_id} is between its prepare_ledger and its load_results"
     return None
