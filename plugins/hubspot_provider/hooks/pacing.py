@@ -45,6 +45,9 @@ POLL_S = 0.02
 MAX_ROOM_SHARE = 0.1
 # A stale view that showed the window at least this share of the ceiling is probed, not trusted.
 NEARLY_FULL = 0.9
+# The slowest recent round trip, which a view must outlast to count as stale when the window is
+# nearly full, shrinks by this factor per answer (slow answers are remembered for a while).
+ROUND_TRIP_DECAY = 0.97
 
 
 class RatePacer:
@@ -78,6 +81,7 @@ class RatePacer:
         self._seen_others = 0  # the others' part of the window then
         self._seen_mine = 1
         self._seen_used = 0  # the window's count then
+        self._round_trip = 0.0  # the slowest recent answer's, decaying
         self._probe_after = 0.0  # how stale a view may get before one request goes to see
         self._paused_until = 0.0
         # Until an answer shows the window, go at the fair share, the first request too: short
@@ -168,11 +172,12 @@ class RatePacer:
         if self._first_seen is not None and stale > TREND_HORIZON_S:
             # The first answer's requests were placed in the window by guess, so the room their
             # drain makes is a guess too; and a view older than the extrapolation of the others
-            # may hide that they filled the window. So while the view is stale in the first
-            # window, or showed the window nearly full, one request at a time goes to see, less
-            # and less often while answers show a full window.
+            # (and than answers take to come) may hide that they filled the window. So while the
+            # view is stale in the first window, or showed the window nearly full, one request at
+            # a time goes to see, less and less often while answers show a full window.
             guessing = now - self._first_seen < self._window_s
-            if guessing or self._seen_used + 1 > NEARLY_FULL * ceiling:
+            nearly_full = self._seen_used + 1 > NEARLY_FULL * ceiling
+            if guessing or (nearly_full and stale > self._round_trip):
                 if stale < self._probe_after or self._between(self._mine, self._seen_at, now):
                     return POLL_S
         self._mine.append(now)
@@ -199,6 +204,7 @@ class RatePacer:
         if maximum <= 0:
             return
         with self._lock:
+            self._round_trip = max(ROUND_TRIP_DECAY * self._round_trip, self._clock() - sent_at)
             try:
                 window_s = int(headers["X-HubSpot-RateLimit-Interval-Milliseconds"]) / 1000
             except (KeyError, TypeError, ValueError):
