@@ -6,7 +6,8 @@ pass runs as the DAG runs it: select_keys, then 4 worker processes (the `hubspot
 slots) each running ``read_batch`` over one read batch at a time with its own HubSpotHook (batch
 reads of 100 contacts: statuses and opt-outs of all email), then compare. The sandbox's request
 log gives the rate, its share of the limit and the 429s; peak memory is the largest resident set
-of the main process (select_keys, compare) and of any worker.
+of the main process (select_keys, compare) and of any worker; the workers' CPU time per request
+is what reading costs them.
 
     .venv/bin/python bench/bench_reconcile.py [--contacts 50000]
 """
@@ -92,6 +93,11 @@ def seed_hubspot(url: str, contacts: int) -> None:
         requests.post(f"{url}/_sandbox/statuses", json=records, timeout=120).raise_for_status()
 
 
+def cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def read_worker(queue, env: str, peaks, ready) -> None:
     """One pool slot: takes read batches until none are left, like mapped read tasks would.
 
@@ -109,6 +115,7 @@ def read_worker(queue, env: str, peaks, ready) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     log = logging.getLogger("bench")
     ready.wait()
+    cpu_before = cpu_s()
     while (batch := queue.get()) is not None:
         hook = HubSpotHook(parallel_tasks=WORKERS)
         read_batch(
@@ -120,10 +127,11 @@ def read_worker(queue, env: str, peaks, ready) -> None:
             progress_every_s=30,
         )
         hook.close()
-    peaks.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    peaks.put((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, cpu_s() - cpu_before))
 
 
-def run_reads(url: str, batches: list[dict]) -> tuple[float, float]:
+def run_reads(url: str, batches: list[dict]) -> tuple[float, float, float]:
+    """Wall seconds, the largest worker's peak RSS (MB) and the workers' CPU seconds reading."""
     context = multiprocessing.get_context("spawn")
     queue, peaks, ready = context.Queue(), context.Queue(), context.Barrier(WORKERS)
     for batch in batches:
@@ -141,7 +149,8 @@ def run_reads(url: str, batches: list[dict]) -> tuple[float, float]:
         worker.start()
     for worker in workers:
         worker.join()
-    return time.monotonic() - started, max(peaks.get() for _ in workers) / 1024
+    rss, cpu = zip(*(peaks.get() for _ in workers), strict=True)
+    return time.monotonic() - started, max(rss) / 1024, sum(cpu)
 
 
 def main() -> int:
@@ -170,7 +179,7 @@ def main() -> int:
                 )
             select_s = time.monotonic() - started
             since = len(sandbox.requests())
-            read_s, worker_peak_mb = run_reads(sandbox.url, batches)
+            read_s, worker_peak_mb, worker_cpu_s = run_reads(sandbox.url, batches)
             started = time.monotonic()
             with DuckDBWarehouse(str(database)) as warehouse:
                 verdict = steps.compare(
@@ -199,6 +208,9 @@ def main() -> int:
         "wall_s": round(select_s + read_s + compare_s, 1),
         "peak_rss_main_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "peak_rss_worker_mb": round(worker_peak_mb),
+        # What a read costs the workers (answers parsed and journaled): on a loaded machine,
+        # CPU they do not get is rate they lose.
+        "worker_cpu_ms_per_request": round(1000 * worker_cpu_s / len(api), 1),
     }
     print(json.dumps(result, indent=2))
     out = PROJECT / "bench" / "results" / "reconcile.json"

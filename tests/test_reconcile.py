@@ -198,6 +198,8 @@ def test_chunks_in_flight_read_every_contact_once(sandbox, hubspot_connection, c
     counts = read_batch(HubSpotHook(), contacts_path=path, results_path=results, label="t", log=LOG)
     assert counts == {READ: 40} and set(staged(results)) == set(emails)
     assert len(sandbox.requests()) == 2 * 14  # 14 chunks, each a statuses and an opt-out read
+    # One journal for the task's attempt, a durable append per chunk: not a file per chunk.
+    assert [p.name.startswith("journal-") for p in results.iterdir()] == [True]
 
 
 def test_a_failed_chunk_is_staged_failed_and_a_retry_reads_only_what_is_missing(

@@ -2,8 +2,9 @@
 
 Each chunk of contacts (the connection's ``batch_size``, 100 by default) costs two requests: a
 batch read of their statuses and one of their opt-outs of all email; several chunks are in
-flight at once, paced by the hook. Answers are appended to the batch's staging folder per
-chunk, so a retried task reads only the contacts still missing.
+flight at once, paced by the hook. Each chunk's answers are appended to the task's journal in
+the batch's staging folder as one durable write, so a retried task reads only the contacts
+still missing.
 """
 
 from __future__ import annotations
@@ -118,7 +119,10 @@ def read_batch(
     hook.get_conn()
     chunks = iter([todo[i : i + size] for i in range(0, len(todo), size)])
     stop: HubSpotError | None = None
-    with ThreadPoolExecutor(in_flight, thread_name_prefix="hubspot-read") as pool:
+    with (
+        ThreadPoolExecutor(in_flight, thread_name_prefix="hubspot-read") as pool,
+        parts.writer() as journal,
+    ):
         pending: set[Future] = set()
         while True:
             while stop is None and len(pending) < in_flight:
@@ -135,7 +139,7 @@ def read_batch(
                 except (HubSpotDailyLimitError, HubSpotAuthError) as exc:
                     stop = stop or exc
                     continue
-                parts.append(rows)
+                journal.write_rows(rows)
                 for row in rows:
                     progress.advance(row["answer"])
                 # A 207's per-contact errors, a few per chunk (a failed chunk was logged whole).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -65,3 +67,14 @@ def expected_hubspot(rows, valid_ids, before: datetime) -> dict[tuple[str, int],
 
 def utc(*args) -> datetime:
     return datetime(*args, tzinfo=UTC)
+
+
+def dag_runs(airflow, dag_id: str) -> dict[str, dict]:
+    """run_id → the run as Airflow's metadata database (the e2e home's SQLite) holds it."""
+    with sqlite3.connect(airflow.home / "airflow.db") as metadata:
+        metadata.row_factory = sqlite3.Row
+        rows = metadata.execute(
+            "SELECT run_id, state, run_type, triggered_by, conf FROM dag_run WHERE dag_id = ?",
+            (dag_id,),
+        ).fetchall()
+    return {r["run_id"]: {**dict(r), "conf": json.loads(r["conf"] or "null")} for r in rows}

@@ -1,6 +1,6 @@
 """Reconciliation end to end: a sync, HubSpot changed behind its back in every way, a reconcile,
-a repair through the sync, and a second reconcile. Real DAG runs (`airflow dags test`) against
-a real warehouse (DuckDB and PostgreSQL) and the sandbox."""
+a repair through the sync, a second reconcile, and one that cannot read HubSpot. Real DAG runs
+(`airflow dags test`) against a real warehouse (DuckDB and PostgreSQL) and the sandbox."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -8,7 +8,7 @@ import pytest
 
 from include.consent_reconcile.contract import DRIFT_VIEW, RECONCILE_DAG_ID, RECONCILIATION_TABLE
 from tests.conftest import alert_env, change, insert_changes
-from tests.e2e.helpers import hubspot_view, ledger, outcomes, utc
+from tests.e2e.helpers import dag_runs, hubspot_view, ledger, outcomes, utc
 
 pytestmark = pytest.mark.e2e
 
@@ -26,14 +26,14 @@ KEYS = {
 }
 
 
-def run(airflow, dag_id, logical_date, **conf):
+def run(airflow, dag_id, logical_date, check=True, **conf):
     result = airflow.run_dag(
         logical_date.isoformat(), conf=conf or None, check=False, dag_id=dag_id
     )
     output = result.stdout + result.stderr
-    if result.returncode:
+    if check and result.returncode:
         print(output)  # every task's log, for the failure report
-    assert result.returncode == 0, output[-4000:]
+    assert result.returncode == 0 or not check, output[-4000:]
     return output
 
 
@@ -93,13 +93,21 @@ def test_reconcile_finds_every_kind_of_difference_and_a_repair_fixes_drift_and_m
     }
 
     # The repair: a reconcile with repair triggers the sync for exactly the DRIFT and MISSING keys.
+    syncs_before = dag_runs(airflow, "hubspot_consent_sync")
     output = run(airflow, RECONCILE_DAG_ID, NIGHT_1 + timedelta(hours=2), full=True, repair=True)
     _, second = classifications(warehouse)
     assert "triggering hubspot_consent_sync for the 3 DRIFT and MISSING keys" in output
-    assert "trigger_repair" in output
-    # The triggered run waits for a scheduler; run the same repair here (same conf).
+    # trigger_repair created one sync run in Airflow's metadata database, naming this reconcile.
+    triggered = [
+        r for i, r in dag_runs(airflow, "hubspot_consent_sync").items() if i not in syncs_before
+    ]
+    assert [(r["triggered_by"], r["conf"]) for r in triggered] == [
+        ("OPERATOR", {"repair_run_id": second})
+    ]
+    # That run waits for a scheduler; run the sync here with the conf it was given. It sends
+    # exactly the DRIFT and MISSING keys: not the HUBSPOT_NEWER ones, nor the MATCH and PENDING.
     before = {key: state for key, state in hubspot_view(sandbox).items()}
-    run(airflow, "hubspot_consent_sync", NIGHT_2, repair_run_id=second)
+    run(airflow, "hubspot_consent_sync", NIGHT_2, **triggered[0]["conf"])
     repaired = outcomes(ledger(warehouse))
     assert repaired == {f"c-{e}": "SYNCED" for e in ("drift@x.com", "lost@x.com", "gone@x.com")}
     after = hubspot_view(sandbox)
@@ -115,3 +123,22 @@ def test_reconcile_finds_every_kind_of_difference_and_a_repair_fixes_drift_and_m
         "lost@x.com": "MATCH",
         "gone@x.com": "MATCH",
     }
+
+    # HubSpot cannot be read: the statuses read of match@'s chunk answers 503 (max_attempts 1),
+    # and drift@'s refuses the token, which stops its read task. Four keys that were MATCH a
+    # moment ago are UNREAD, never MATCH, and the run fails saying why.
+    sandbox.script(
+        [
+            {"status": 503, "match": {"path_contains": "batch/read", "email": "match@x.com"}},
+            {"status": 401, "match": {"path_contains": "batch/read", "email": "drift@x.com"}},
+        ]
+    )
+    unread_at = NIGHT_2 + timedelta(hours=2)
+    output = run(airflow, RECONCILE_DAG_ID, unread_at, check=False, full=True)
+    found, fourth = classifications(warehouse)
+    assert fourth != third
+    unread = {"match@x.com", "lost@x.com", "drift@x.com", "gone@x.com"}
+    assert found == {**KEYS, **dict.fromkeys(unread, "UNREAD")}
+    assert dag_runs(airflow, RECONCILE_DAG_ID)[fourth]["state"] == "failed"
+    assert "task read_0 did not succeed" in output
+    assert "4 keys could not be read from HubSpot (UNREAD)" in output

@@ -17,6 +17,12 @@ So a task alone reaches the whole limit after its first answer, a task that foll
 the budget over as the other's requests leave the window, and tasks that start together see each
 other within one round trip. Nothing but HubSpot's headers is shared, so this holds across workers
 on several machines.
+
+Tasks sharing the window decide on views that are stale by up to their own spacing: at a full
+window each of them may see the same last request of room at the same moment. So while other
+tasks' requests are in the window, a task leaves a request of room per other task (at a small
+limit the 2% headroom is less than one request), and when its view is stale and showed the
+window nearly full it sends one request at a time to see, as in its first window.
 """
 
 from __future__ import annotations
@@ -35,6 +41,13 @@ TREND_S = 1.0
 TREND_HORIZON_S = 0.5
 # While the window is full, look again this often (the estimate drains as requests leave it).
 POLL_S = 0.02
+# The room kept for other tasks' simultaneous decisions is at most this share of the limit.
+MAX_ROOM_SHARE = 0.1
+# A stale view that showed the window at least this share of the ceiling is probed, not trusted.
+NEARLY_FULL = 0.9
+# The slowest recent round trip, which a view must outlast to count as stale when the window is
+# nearly full, shrinks by this factor per answer (slow answers are remembered for a while).
+ROUND_TRIP_DECAY = 0.97
 
 
 class RatePacer:
@@ -67,6 +80,8 @@ class RatePacer:
         self._seen_at = 0.0  # send time of the newest answered request
         self._seen_others = 0  # the others' part of the window then
         self._seen_mine = 1
+        self._seen_used = 0  # the window's count then
+        self._round_trip = 0.0  # the slowest recent answer's, decaying
         self._probe_after = 0.0  # how stale a view may get before one request goes to see
         self._paused_until = 0.0
         # Until an answer shows the window, go at the fair share, the first request too: short
@@ -123,6 +138,22 @@ class RatePacer:
             return mine * self._parallel_tasks  # blind: every task may be doing the same
         return mine + self._between(self._others, horizon, now) + self._unseen_others(now)
 
+    def _room_ceiling(self, now: float) -> float:
+        """The count this task may fill the window to now.
+
+        The other tasks decide on views as stale as this one's: each may take the same last
+        request of room at the same moment. So while their requests are in the window, a request
+        of room stays free per other task (at most a tenth of the limit, so a tiny limit still
+        leaves room to send); a task alone goes up to the ceiling.
+        """
+        ceiling = self._ceiling()
+        if self._first_seen is None:
+            return ceiling
+        if self._between(self._others, now - self._window_s, now) or self._unseen_others(now):
+            room = min(self._parallel_tasks - 1, self._limit * MAX_ROOM_SHARE)
+            return min(ceiling, self._limit - room)
+        return ceiling
+
     def try_acquire(self) -> float:
         """Reserve a request now if the budget allows and return 0.0; else seconds to wait."""
         with self._lock:
@@ -134,16 +165,21 @@ class RatePacer:
         wait = max(self._paused_until, self._last_sent + self._spacing()) - now
         if wait > 0:
             return wait
-        if self._estimate(now) + 1 > self._ceiling():
+        ceiling = self._room_ceiling(now)
+        if self._estimate(now) + 1 > ceiling:
             return POLL_S
         stale = now - self._seen_at
-        guessing = self._first_seen is not None and now - self._first_seen < self._window_s
-        if guessing and stale > TREND_HORIZON_S:
+        if self._first_seen is not None and stale > TREND_HORIZON_S:
             # The first answer's requests were placed in the window by guess, so the room their
-            # drain makes is a guess too: while the view is stale, one request at a time goes to
-            # see, less and less often while answers show a full window.
-            if stale < self._probe_after or self._between(self._mine, self._seen_at, now):
-                return POLL_S
+            # drain makes is a guess too; and a view older than the extrapolation of the others
+            # (and than answers take to come) may hide that they filled the window. So while the
+            # view is stale in the first window, or showed the window nearly full, one request at
+            # a time goes to see, less and less often while answers show a full window.
+            guessing = now - self._first_seen < self._window_s
+            nearly_full = self._seen_used + 1 > NEARLY_FULL * ceiling
+            if guessing or (nearly_full and stale > self._round_trip):
+                if stale < self._probe_after or self._between(self._mine, self._seen_at, now):
+                    return POLL_S
         self._mine.append(now)
         self._last_sent = now
         return 0.0
@@ -168,6 +204,7 @@ class RatePacer:
         if maximum <= 0:
             return
         with self._lock:
+            self._round_trip = max(ROUND_TRIP_DECAY * self._round_trip, self._clock() - sent_at)
             try:
                 window_s = int(headers["X-HubSpot-RateLimit-Interval-Milliseconds"]) / 1000
             except (KeyError, TypeError, ValueError):
@@ -201,6 +238,7 @@ class RatePacer:
             min(max(1.0, 2 * self._probe_after), self._window_s / 2) if full else 0.0
         )
         self._seen_at, self._seen_others, self._seen_mine = sent_at, others, mine
+        self._seen_used = used
 
     def rate_limited(self, wait_s: float) -> None:
         """A 429 TEN_SECONDLY_ROLLING came back: pause every thread of this task for ``wait_s``."""
