@@ -127,18 +127,21 @@ def audit_times(fields: dict) -> dict[str, float]:
 
 
 def explain(fields: dict) -> str:
-    """The PostgreSQL plan of the night's extract query, run for real."""
+    """The PostgreSQL plans of the night's two extract queries, run for real."""
     from bench_scale import INTERVAL_END, INTERVAL_START, RUN_ID, open_warehouse
 
     from include.consent_sync.pipeline import Window, candidate_params
     from include.consent_sync.warehouse import load_sql
 
+    params = candidate_params(Window(RUN_ID, INTERVAL_START, INTERVAL_END))
+    explain = "EXPLAIN (ANALYZE, BUFFERS) "
     with open_warehouse(fields) as warehouse:
-        plan = warehouse.query_arrow(
-            "EXPLAIN (ANALYZE, BUFFERS) " + load_sql("candidates"),
-            candidate_params(Window(RUN_ID, INTERVAL_START, INTERVAL_END)),
-        )
-    return "\n".join(plan.column(0).to_pylist())
+        # The first step's plan: unseen_changes.sql without its CREATE TABLE ... AS.
+        first = load_sql("unseen_changes").split("hubspot_consent_sync_unseen AS", 1)[1]
+        plans = [warehouse.query_arrow(explain + first, params)]
+        with warehouse.unseen_changes(params):
+            plans.append(warehouse.query_arrow(explain + load_sql("candidates"), params))
+    return "\n\n".join("\n".join(plan.column(0).to_pylist()) for plan in plans)
 
 
 def bench(kind: str, size: int, night, args) -> dict:

@@ -17,7 +17,7 @@ def candidates(warehouse_under_test, run_id="run-2", *, resync=False, emails=(),
     window = Window(run_id, INTERVAL_START, INTERVAL_END, lookback_days, resync, tuple(emails))
     with warehouse_under_test.open() as warehouse:
         warehouse.ensure_ledger()
-        table = warehouse.query_arrow(load_sql("candidates"), candidate_params(window))
+        table = warehouse.candidates(candidate_params(window))
     return {row["change_id"]: row for row in table.to_pylist()}
 
 
@@ -137,7 +137,12 @@ def test_contact_filter(warehouse):
 def test_the_sql_lists_of_final_outcomes_are_the_contracts():
     # SQL cannot import the contract: what a run reconsiders and what a re-run may replace must
     # both follow FINAL_OUTCOMES.
-    for name in ("candidates", "delete_unfinished_run_rows", "ledger_indexes_postgres"):
+    for name in (
+        "unseen_changes",
+        "candidates",
+        "delete_unfinished_run_rows",
+        "ledger_indexes_postgres",
+    ):
         lists = re.findall(r"outcome (?:NOT )?IN \(([^)]*)\)", load_sql(name))
         assert lists, name
         for listed in lists:
@@ -233,7 +238,7 @@ def test_the_emails_filter_needs_no_table(warehouse):
     with warehouse.open() as connection:
         connection.ensure_ledger()
         before = connection.query_arrow("SELECT table_name FROM information_schema.tables")
-        found = connection.query_arrow(load_sql("candidates"), candidate_params(window))
+        found = connection.candidates(candidate_params(window))
         after = connection.query_arrow("SELECT table_name FROM information_schema.tables")
     assert found["change_id"].to_pylist() == ["a"]
     assert sorted(after["table_name"].to_pylist()) == sorted(before["table_name"].to_pylist())

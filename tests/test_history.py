@@ -12,7 +12,7 @@ from include.consent_sync import pipeline
 from include.consent_sync.contract import ledger_schema
 from include.consent_sync.ledger import RunFacts
 from include.consent_sync.planning import PushCapacity
-from include.consent_sync.warehouse import SOURCE_INDEXES, load_sql
+from include.consent_sync.warehouse import SOURCE_INDEXES
 from tests.conftest import change, insert_changes
 
 DATA = Path(__file__).parent / "data"
@@ -126,7 +126,7 @@ def test_the_night_keyed_query_agrees_with_the_previous_whole_table_query(histor
         )
         connection.ensure_ledger()
         expected = reference_candidates(connection, window)
-        found = connection.query_arrow(load_sql("candidates"), pipeline.candidate_params(window))
+        found = connection.candidates(pipeline.candidate_params(window))
     assert expected.num_rows > 0 or window.emails
     assert by_change(found) == by_change(expected)
 
@@ -174,8 +174,7 @@ def test_a_ledger_from_the_previous_version_is_upgraded_in_place(warehouse):
         connection.ensure_ledger()  # again: nothing doubles
         found = {
             r["change_id"]: r
-            for r in connection.query_arrow(
-                load_sql("candidates"),
+            for r in connection.candidates(
                 pipeline.candidate_params(
                     pipeline.Window(
                         "run-3",

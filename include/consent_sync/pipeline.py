@@ -105,9 +105,7 @@ def extract(warehouse: Warehouse, folder, window: Window) -> dict[str, Any]:
         )
     if window.repair_run_id:
         return _extract_repair(warehouse, folder, window)
-    table = warehouse.query_arrow(load_sql("candidates"), candidate_params(window)).cast(
-        candidate_schema()
-    )
+    table = warehouse.candidates(candidate_params(window)).cast(candidate_schema())
     staging.write_table(table, folder / staging.CANDIDATES)
     log.info(
         "extract: %d candidate changes (changed before %s, lookback %d days%s%s)",

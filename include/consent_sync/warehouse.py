@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from include.consent_sync.contract import (
 )
 
 SQL_DIR = Path(__file__).parent / "sql"
+#: Extract's temporary table of the window's changes not yet ruled out (unseen_changes.sql).
+UNSEEN_TABLE = "hubspot_consent_sync_unseen"
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
 
 #: The tables kept up to date beside the ledger, and the SQL that writes a run into each (or,
@@ -29,8 +32,8 @@ STATE_TABLES = {RUN_RECORDS_TABLE: "record_run", KEY_STATE_TABLE: "record_key_st
 #: The indexes on the source table that extract's lookups use on PostgreSQL, and how to
 #: recognise each in ``pg_indexes.indexdef`` (lower-cased, without spaces or quotes).
 SOURCE_INDEXES = {
-    f"CREATE INDEX consent_changes_changed_at ON {SOURCE_TABLE} (changed_at);": (
-        "usingbtree(changed_at"
+    f"CREATE INDEX consent_changes_changed_at_id ON {SOURCE_TABLE} (changed_at, change_id);": (
+        "usingbtree(changed_at,change_id)"
     ),
     f"CREATE INDEX consent_changes_key ON {SOURCE_TABLE} "
     "(lower(trim(both ' ' from email)), subscription_id, channel, changed_at, change_id);": (
@@ -99,6 +102,28 @@ class Warehouse:
     def run_script(self, sql: str) -> None:
         for statement in split_statements(sql):
             self.execute(statement)
+
+    def candidates(self, params: Mapping[str, Any]):
+        """A run's candidate changes (candidates.sql; ``params`` from ``candidate_params``)."""
+        with self.unseen_changes(params):
+            return self.query_arrow(load_sql("candidates"), params)
+
+    @contextmanager
+    def unseen_changes(self, params: Mapping[str, Any]) -> Iterator[None]:
+        """Fill the temporary table candidates.sql reads (unseen_changes.sql), for its duration."""
+        self._drop_temporary(UNSEEN_TABLE)
+        self.execute(load_sql("unseen_changes"), params)
+        try:
+            self._analyze(UNSEEN_TABLE)
+            yield
+        finally:
+            self._drop_temporary(UNSEEN_TABLE)
+
+    def _drop_temporary(self, table_name: str) -> None:
+        raise NotImplementedError
+
+    def _analyze(self, table_name: str) -> None:
+        """Give the planner a table's statistics (DuckDB keeps them as it writes)."""
 
     def ensure_ledger(self) -> None:
         """Create or upgrade the ledger, its state tables and audit views, in one transaction.
@@ -261,14 +286,21 @@ class DuckDBWarehouse(Warehouse):
         self.connection.execute("SET TimeZone = 'UTC'")
 
     @staticmethod
-    def _bind(sql: str) -> str:
-        return _PARAM.sub(r"$\1", sql)
+    def _bind(sql: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
+        """``:name`` to DuckDB's ``$name``, with the parameters the statement names (DuckDB
+        rejects others, and one parameter set serves both of extract's statements)."""
+        used = set(_PARAM.findall(sql))
+        return _PARAM.sub(r"$\1", sql), {k: v for k, v in (params or {}).items() if k in used}
 
     def query_arrow(self, sql, params=None):
-        return self.connection.sql(self._bind(sql), params=dict(params or {})).to_arrow_table()
+        statement, bound = self._bind(sql, params)
+        return self.connection.sql(statement, params=bound).to_arrow_table()
 
     def execute(self, sql, params=None):
-        self.connection.execute(self._bind(sql), dict(params or {}))
+        self.connection.execute(*self._bind(sql, params))
+
+    def _drop_temporary(self, table_name):
+        self.connection.execute(f"DROP TABLE IF EXISTS temp.{table_name}")
 
     def insert_arrow(self, table_name, table):
         # Positional, like INSERT INTO ... SELECT *. (A registered view would have to be
@@ -362,6 +394,12 @@ class PostgresWarehouse(Warehouse):
     def execute(self, sql, params=None):
         with self.connection.cursor() as cursor:
             cursor.execute(self._bind(sql), dict(params or {}))
+
+    def _drop_temporary(self, table_name):
+        self.execute(f"DROP TABLE IF EXISTS pg_temp.{table_name}")
+
+    def _analyze(self, table_name):
+        self.execute(f"ANALYZE {table_name}")
 
     def insert_arrow(self, table_name, table):
         target = ".".join(_quote_identifier(part) for part in table_name.split("."))

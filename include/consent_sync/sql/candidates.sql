@@ -8,51 +8,29 @@
 -- cannot revert a newer consent even while a newer run pushes), how many runs it already FAILED
 -- in, the newest SYNCED change of its key, and when this pipeline sent the key UNSUBSCRIBED if
 -- that was its last write to the key (the resubscribe guard must not mistake it for an opt-out).
--- The cost follows the night, not the history: the window's rows are found by time (an index on
--- changed_at), and everything else is looked up for their change ids and keys only (the
--- ledger's change_id index, the key expression index on consent_changes, the key state's
--- primary key), never by aggregating a whole table. The finished test is a plain anti-join, and
--- resync a branch of its own: a NOT EXISTS inside an OR runs on PostgreSQL as a scan per row.
-WITH windowed AS NOT MATERIALIZED (
-    SELECT c.change_id, c.email, c.subscription_id, c.channel, c.status_state, c.legal_basis,
-           c.legal_basis_explanation, c.changed_at
-    FROM consent_changes c
-    WHERE (c.changed_at >= :lookback_start AND c.changed_at < :interval_end)
-       OR c.changed_at IS NULL
-),
-finished AS NOT MATERIALIZED (
-    SELECT r.change_id, r.dag_run_id, r.changed_at
+-- The cost follows the night, not the history: unseen_changes.sql has left the few window
+-- changes it could not rule out by time in hubspot_consent_sync_unseen, and everything here is
+-- looked up for their change ids and keys only (the ledger's change_id index, the source's key
+-- expression index, the key state's primary key), never by aggregating a whole table. The
+-- finished test is a plain anti-join, and resync a branch of its own: a NOT EXISTS inside an OR
+-- runs on PostgreSQL as a scan per row.
+WITH finished AS NOT MATERIALIZED (
+    SELECT r.change_id, r.dag_run_id
     FROM hubspot_consent_sync_results r
     WHERE r.outcome IN ('SYNCED', 'REJECTED', 'INVALID', 'SKIPPED_SUPERSEDED', 'SKIPPED_HUBSPOT_NEWER')
 ),
--- Most of the window is done: rule those rows out against the final rows recorded for the
--- same stretch of time (a range on the ledger's changed_at, as the run that finished them saw
--- it), then check the few left against the whole ledger by change_id. Exact either way: the
--- first step only rules out changes that do have a final row.
-unseen AS (
-    SELECT w.*
-    FROM windowed w
-    WHERE NOT EXISTS (
-        SELECT 1 FROM finished f
-        WHERE f.change_id = w.change_id
-          AND f.changed_at >= :lookback_start AND f.changed_at < :interval_end
-    )
-),
-finished_unseen AS (
-    SELECT f.change_id
-    FROM finished f
-    WHERE f.change_id IN (SELECT u.change_id FROM unseen u)
-),
 considered_rows AS (
+    -- The exact test, by change_id alone (a change the user re-dated since it finished).
     SELECT u.*, FALSE AS resynced
-    FROM unseen u
-    WHERE NOT EXISTS (SELECT 1 FROM finished_unseen f WHERE f.change_id = u.change_id)
+    FROM hubspot_consent_sync_unseen u
+    WHERE NOT EXISTS (SELECT 1 FROM finished f WHERE f.change_id = u.change_id)
     UNION ALL
     -- resync: a key's latest change of the interval again, once per run (the latest-change
     -- test comes below, with the other candidates' keys).
-    SELECT w.*, TRUE AS resynced
-    FROM windowed w
-    WHERE :resync AND w.changed_at >= :interval_start
+    SELECT w.change_id, w.email, w.subscription_id, w.channel, w.status_state, w.legal_basis,
+           w.legal_basis_explanation, w.changed_at, TRUE AS resynced
+    FROM consent_changes w
+    WHERE :resync AND w.changed_at >= :interval_start AND w.changed_at < :interval_end
       AND EXISTS (SELECT 1 FROM finished f WHERE f.change_id = w.change_id)
       AND NOT EXISTS (
           SELECT 1 FROM finished f WHERE f.change_id = w.change_id AND f.dag_run_id = :dag_run_id
@@ -133,19 +111,14 @@ SELECT s.change_id, s.email, s.subscription_id, s.channel, s.status_state, s.leg
        s.legal_basis_explanation, s.changed_at,
        l.key_latest_change_id,
        COALESCE(f.failed_runs, 0) AS failed_runs,
-       -- The key state, by its primary key per candidate: correlated subqueries, which
-       -- PostgreSQL runs as index lookups (a join it would rather hash over the whole table,
-       -- misjudging the candidates as hundreds of thousands) and DuckDB as a join.
-       (SELECT y.changed_at
-        FROM hubspot_consent_sync_key_state y
-        WHERE y.key_email = s.key_email AND y.subscription_id = s.subscription_id
-          AND y.channel = s.channel) AS key_synced_changed_at,
-       (SELECT CASE WHEN y.last_unsubscribed_sent_at = y.last_sent_at THEN y.last_sent_at END
-        FROM hubspot_consent_sync_key_state y
-        WHERE y.key_email = s.key_email AND y.subscription_id = s.subscription_id
-          AND y.channel = s.channel) AS key_sent_unsubscribed_at
+       y.changed_at AS key_synced_changed_at,
+       CASE WHEN y.last_unsubscribed_sent_at = y.last_sent_at THEN y.last_sent_at END
+           AS key_sent_unsubscribed_at
 FROM considered s
 LEFT JOIN failures f ON f.change_id = s.change_id
+LEFT JOIN hubspot_consent_sync_key_state y
+       ON y.key_email = s.key_email AND y.subscription_id = s.subscription_id
+      AND y.channel = s.channel
 LEFT JOIN key_latest l
        ON l.key_email = s.key_email AND l.subscription_id = s.subscription_id
       AND l.channel = s.channel
