@@ -131,13 +131,13 @@ def explain(fields: dict) -> str:
     from bench_scale import INTERVAL_END, INTERVAL_START, RUN_ID, open_warehouse
 
     from include.consent_sync.pipeline import Window, candidate_params
-    from include.consent_sync.warehouse import load_sql
+    from include.consent_sync.warehouse import load_sql, split_statements
 
     params = candidate_params(Window(RUN_ID, INTERVAL_START, INTERVAL_END))
     explain = "EXPLAIN (ANALYZE, BUFFERS) "
     with open_warehouse(fields) as warehouse:
-        # The first step's plan: unseen_changes.sql without its CREATE TABLE ... AS.
-        first = load_sql("unseen_changes").split("hubspot_consent_sync_unseen AS", 1)[1]
+        # The first step's plan: unseen_changes.sql's query without its CREATE TABLE ... AS.
+        first = split_statements(load_sql("unseen_changes"))[0].split(" AS\n", 1)[1]
         plans = [warehouse.query_arrow(explain + first, params)]
         with warehouse.unseen_changes(params):
             plans.append(warehouse.query_arrow(explain + load_sql("candidates"), params))

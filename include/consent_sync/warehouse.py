@@ -112,8 +112,9 @@ class Warehouse:
     def unseen_changes(self, params: Mapping[str, Any]) -> Iterator[None]:
         """Fill the temporary table candidates.sql reads (unseen_changes.sql), for its duration."""
         self._drop_temporary(UNSEEN_TABLE)
-        self.execute(load_sql("unseen_changes"), params)
         try:
+            for statement in split_statements(load_sql("unseen_changes")):
+                self.execute(statement, params)
             self._analyze(UNSEEN_TABLE)
             yield
         finally:

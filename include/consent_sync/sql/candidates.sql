@@ -8,22 +8,19 @@
 -- cannot revert a newer consent even while a newer run pushes), how many runs it already FAILED
 -- in, the newest SYNCED change of its key, and when this pipeline sent the key UNSUBSCRIBED if
 -- that was its last write to the key (the resubscribe guard must not mistake it for an opt-out).
--- The cost follows the night, not the history: unseen_changes.sql has left the few window
--- changes it could not rule out by time in hubspot_consent_sync_unseen, and everything here is
--- looked up for their change ids and keys only (the ledger's change_id index, the source's key
--- expression index, the key state's primary key), never by aggregating a whole table. The
--- finished test is a plain anti-join, and resync a branch of its own: a NOT EXISTS inside an OR
--- runs on PostgreSQL as a scan per row.
+-- The cost follows the night, not the history: unseen_changes.sql has left the window's changes
+-- with no final outcome in hubspot_consent_sync_unseen, and everything here is looked up for
+-- their change ids and keys only (the ledger's change_id index, the source's key expression
+-- index, the key state's primary key), never by aggregating a whole table. Resync is a branch of
+-- its own: a NOT EXISTS inside an OR runs on PostgreSQL as a scan per row.
 WITH finished AS NOT MATERIALIZED (
     SELECT r.change_id, r.dag_run_id
     FROM hubspot_consent_sync_results r
     WHERE r.outcome IN ('SYNCED', 'REJECTED', 'INVALID', 'SKIPPED_SUPERSEDED', 'SKIPPED_HUBSPOT_NEWER')
 ),
 considered_rows AS (
-    -- The exact test, by change_id alone (a change the user re-dated since it finished).
     SELECT u.*, FALSE AS resynced
     FROM hubspot_consent_sync_unseen u
-    WHERE NOT EXISTS (SELECT 1 FROM finished f WHERE f.change_id = u.change_id)
     UNION ALL
     -- resync: a key's latest change of the interval again, once per run (the latest-change
     -- test comes below, with the other candidates' keys).
