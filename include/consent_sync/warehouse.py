@@ -99,9 +99,9 @@ class Warehouse:
         """Bulk-insert an Arrow table whose columns match the target table's, in order."""
         raise NotImplementedError
 
-    def run_script(self, sql: str) -> None:
+    def run_script(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         for statement in split_statements(sql):
-            self.execute(statement)
+            self.execute(statement, params)
 
     def candidates(self, params: Mapping[str, Any]):
         """A run's candidate changes (candidates.sql; ``params`` from ``candidate_params``)."""
@@ -113,8 +113,7 @@ class Warehouse:
         """Fill the temporary table candidates.sql reads (unseen_changes.sql), for its duration."""
         self._drop_temporary(UNSEEN_TABLE)
         try:
-            for statement in split_statements(load_sql("unseen_changes")):
-                self.execute(statement, params)
+            self.run_script(load_sql("unseen_changes"), params)
             self._analyze(UNSEEN_TABLE)
             yield
         finally:

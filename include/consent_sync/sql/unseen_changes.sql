@@ -3,10 +3,11 @@
 -- candidates.sql reads. PostgreSQL gets its statistics (ANALYZE), so that the second step is
 -- planned for the night's rows: the estimate of an anti-join against the ledger is anything from
 -- one row to the window's size, and either sends later lookups into nested or whole-table loops.
--- Most of the window is done: both sides are ranges of (changed_at, change_id) indexes, the
--- source's and the ledger's final rows', so PostgreSQL merges them in index order (DuckDB hashes
--- the window's ids). This only rules out changes that do have a final row, by the changed_at the
--- ledger recorded; the DELETE below is the exact test.
+-- Most of the window is done: both sides are ranges of (changed_at, change_id), which the
+-- source's index and the ledger's partial index of final rows serve on PostgreSQL (the planner
+-- chooses between merging them and a hash anti-join; DuckDB hashes). This only rules out changes
+-- that do have a final row, by the changed_at the ledger recorded; the DELETE below is the exact
+-- test.
 CREATE TEMPORARY TABLE hubspot_consent_sync_unseen AS
 SELECT c.change_id, c.email, c.subscription_id, c.channel, c.status_state, c.legal_basis,
        c.legal_basis_explanation, c.changed_at
@@ -20,7 +21,7 @@ WHERE c.changed_at >= :lookback_start AND c.changed_at < :interval_end
         AND f.changed_at >= :lookback_start AND f.changed_at < :interval_end
   )
 UNION ALL
--- Taken every time, so validation can quarantine them (candidates.sql drops the finished ones).
+-- Taken every time, so validation can quarantine them (the DELETE drops the finished ones).
 SELECT c.change_id, c.email, c.subscription_id, c.channel, c.status_state, c.legal_basis,
        c.legal_basis_explanation, c.changed_at
 FROM consent_changes c
