@@ -24,6 +24,8 @@ def latest_night(now: datetime | None = None) -> datetime:
     now = now or datetime.now(UTC)
     night = now.replace(hour=NIGHTLY_AT, minute=0, second=0, microsecond=0)
     return night if night <= now else night - timedelta(days=1)
+
+
 SUBSCRIPTIONS = (1001, 1002, 1003)
 DOMAINS = ("example.com", "example.org", "mail.example.net", "exemple.fr", "beispiel.de")
 FIRST = (

@@ -242,3 +242,45 @@ def test_the_emails_filter_needs_no_table(warehouse):
         after = connection.query_arrow("SELECT table_name FROM information_schema.tables")
     assert found["change_id"].to_pylist() == ["a"]
     assert sorted(after["table_name"].to_pylist()) == sorted(before["table_name"].to_pylist())
+
+
+def test_every_source_row_of_an_unfinished_id_reaches_validation_once(warehouse):
+    # Extract collects ids first, then their rows: duplicates and rows without a change_id or a
+    # changed_at must each come back exactly once (validation quarantines them), and an undated
+    # row whose id is finished stays out.
+    insert_changes(
+        warehouse,
+        [
+            change("twice"),
+            change("twice"),
+            change("re-dated", changed_at=NOON - timedelta(days=2)),
+            change("re-dated"),
+            change(None),
+            change(None, changed_at=None),
+            change("undated", changed_at=None),
+            change("undated", changed_at=None),
+            change("undated-done", changed_at=None),
+            change("undated-done", changed_at=None),
+        ],
+    )
+    with warehouse.open() as connection:
+        connection.ensure_ledger()
+        connection.execute(
+            "INSERT INTO hubspot_consent_sync_results (dag_run_id, change_id, outcome, recorded_at,"
+            " attempts) VALUES ('run-1', 'undated-done', 'INVALID', :at, 1)",
+            {"at": NOON},
+        )
+    window = Window("run-2", INTERVAL_START, INTERVAL_END)
+    with warehouse.open() as connection:
+        rows = connection.candidates(candidate_params(window)).to_pylist()
+    found = sorted((r["change_id"] or "", r["changed_at"] is None) for r in rows)
+    assert found == [
+        ("", False),
+        ("", True),
+        ("re-dated", False),
+        ("re-dated", False),
+        ("twice", False),
+        ("twice", False),
+        ("undated", True),
+        ("undated", True),
+    ]

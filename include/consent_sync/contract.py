@@ -74,7 +74,11 @@ class Outcome(enum.StrEnum):
         "HubSpot holds a newer opt-out than this change",
     )
     DEFERRED = "DEFERRED", False, "not sent: daily limit reached or the run stopped early"
-    DRY_RUN = "DRY_RUN", False, "planned only (`dry_run` param, or the sync is disarmed: error_category DISARMED)"
+    DRY_RUN = (
+        "DRY_RUN",
+        False,
+        "planned only (`dry_run` param, or the sync is disarmed: error_category DISARMED)",
+    )
 
 
 # A change with one of these in the ledger is done: later runs never consider it again.

@@ -21,8 +21,9 @@ from include.consent_sync.contract import (
 )
 
 SQL_DIR = Path(__file__).parent / "sql"
-#: Extract's temporary table of the window's changes not yet ruled out (unseen_changes.sql).
-UNSEEN_TABLE = "hubspot_consent_sync_unseen"
+#: Extract's temporary tables (unseen_changes.sql): the ids of the window's changes not yet
+#: ruled out, then their rows, which candidates.sql reads.
+UNSEEN_TABLES = ("hubspot_consent_sync_unseen_ids", "hubspot_consent_sync_unseen")
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
 
 #: The tables kept up to date beside the ledger, and the SQL that writes a run into each (or,
@@ -110,20 +111,20 @@ class Warehouse:
 
     @contextmanager
     def unseen_changes(self, params: Mapping[str, Any]) -> Iterator[None]:
-        """Fill the temporary table candidates.sql reads (unseen_changes.sql), for its duration."""
-        self._drop_temporary(UNSEEN_TABLE)
+        """Fill the temporary tables candidates.sql reads (unseen_changes.sql), for its duration."""
+        self._drop_unseen()
         try:
             self.run_script(load_sql("unseen_changes"), params)
-            self._analyze(UNSEEN_TABLE)
             yield
         finally:
-            self._drop_temporary(UNSEEN_TABLE)
+            self._drop_unseen()
+
+    def _drop_unseen(self) -> None:
+        for table_name in UNSEEN_TABLES:
+            self._drop_temporary(table_name)
 
     def _drop_temporary(self, table_name: str) -> None:
         raise NotImplementedError
-
-    def _analyze(self, table_name: str) -> None:
-        """Give the planner a table's statistics (DuckDB keeps them as it writes)."""
 
     def ensure_ledger(self) -> None:
         """Create or upgrade the ledger, its state tables and audit views, in one transaction.
@@ -398,9 +399,6 @@ class PostgresWarehouse(Warehouse):
     def _drop_temporary(self, table_name):
         self.execute(f"DROP TABLE IF EXISTS pg_temp.{table_name}")
 
-    def _analyze(self, table_name):
-        self.execute(f"ANALYZE {table_name}")
-
     def insert_arrow(self, table_name, table):
         target = ".".join(_quote_identifier(part) for part in table_name.split("."))
         with (
@@ -444,7 +442,6 @@ class PostgresWarehouse(Warehouse):
 
 _COPYABLE = re.compile(r"(?is)^\(*\s*(select|with|values|table)\b")
 _LEADING_COMMENTS = re.compile(r"^(\s*(--[^\n]*(\n|$)|/\*.*?\*/))*\s*", re.S)
-
 
 
 def _strip_leading_comments(sql: str) -> str:

@@ -1,16 +1,18 @@
 -- Extract's first step (candidates.sql is the second): the changes of the lookback window and the
--- undated ones that have no final outcome in the ledger yet, into a temporary table that
--- candidates.sql reads. PostgreSQL gets its statistics (ANALYZE), so that the second step is
--- planned for the night's rows: the estimate of an anti-join against the ledger is anything from
--- one row to the window's size, and either sends later lookups into nested or whole-table loops.
--- Most of the window is done: both sides are ranges of (changed_at, change_id), which the
--- source's index and the ledger's partial index of final rows serve on PostgreSQL (the planner
--- chooses between merging them and a hash anti-join; DuckDB hashes). This only rules out changes
--- that do have a final row, by the changed_at the ledger recorded; the DELETE below is the exact
--- test.
-CREATE TEMPORARY TABLE hubspot_consent_sync_unseen AS
-SELECT c.change_id, c.email, c.subscription_id, c.channel, c.status_state, c.legal_basis,
-       c.legal_basis_explanation, c.changed_at
+-- undated ones that have no final outcome in the ledger yet, into hubspot_consent_sync_unseen,
+-- which candidates.sql reads. Both temporary tables get their statistics (ANALYZE), so that each
+-- later statement is planned for the night's rows: the estimate of an anti-join against the
+-- ledger is anything from one row to the window's size, and either sends the lookups that follow
+-- into nested or whole-table loops.
+--
+-- First the ids only. Most of the window is done, and ruling that out is the one part of a
+-- night that grows with the window rather than the night: with two columns it is a merge of two
+-- index-only ranges on PostgreSQL (the source's (changed_at, change_id) index and the ledger's
+-- partial index of final rows); selecting every column instead made it a scan of the whole
+-- source. This only rules out changes that have a final row with the changed_at the ledger
+-- recorded; the DELETE below is the exact test.
+CREATE TEMPORARY TABLE hubspot_consent_sync_unseen_ids AS
+SELECT c.changed_at, c.change_id
 FROM consent_changes c
 WHERE c.changed_at >= :lookback_start AND c.changed_at < :interval_end
   AND NOT EXISTS (
@@ -20,19 +22,48 @@ WHERE c.changed_at >= :lookback_start AND c.changed_at < :interval_end
         AND f.changed_at = c.changed_at AND f.change_id = c.change_id
         AND f.changed_at >= :lookback_start AND f.changed_at < :interval_end
   )
-UNION ALL
--- Taken every time, so validation can quarantine them (the DELETE drops the finished ones).
-SELECT c.change_id, c.email, c.subscription_id, c.channel, c.status_state, c.legal_basis,
-       c.legal_basis_explanation, c.changed_at
+-- Undated rows are taken every time, so validation can quarantine them (the DELETE drops the
+-- finished ones). UNION: an id is listed once, however many source rows share it.
+UNION
+SELECT c.changed_at, c.change_id
 FROM consent_changes c
 WHERE c.changed_at IS NULL;
 
 -- The exact test, by change_id alone (a change the user re-dated since it finished), on the few
--- rows left: the ledger's change_id index on PostgreSQL.
-DELETE FROM hubspot_consent_sync_unseen
+-- ids left: the ledger's change_id index on PostgreSQL.
+DELETE FROM hubspot_consent_sync_unseen_ids
 WHERE EXISTS (
     SELECT 1
     FROM hubspot_consent_sync_results f
     WHERE f.outcome IN ('SYNCED', 'REJECTED', 'INVALID', 'SKIPPED_SUPERSEDED', 'SKIPPED_HUBSPOT_NEWER')
-      AND f.change_id = hubspot_consent_sync_unseen.change_id
+      AND f.change_id = hubspot_consent_sync_unseen_ids.change_id
 );
+
+ANALYZE hubspot_consent_sync_unseen_ids;
+
+-- Then the rows of those ids, every source row with the id (duplicates reach validation, as
+-- before), by the source's (changed_at, change_id) index. A row without a change_id cannot be
+-- finished and is taken, so validation can quarantine it.
+CREATE TEMPORARY TABLE hubspot_consent_sync_unseen AS
+SELECT c.change_id, c.email, c.subscription_id, c.channel, c.status_state, c.legal_basis,
+       c.legal_basis_explanation, c.changed_at
+FROM hubspot_consent_sync_unseen_ids i
+JOIN consent_changes c ON c.changed_at = i.changed_at AND c.change_id = i.change_id
+WHERE c.changed_at >= :lookback_start AND c.changed_at < :interval_end
+UNION ALL
+SELECT c.change_id, c.email, c.subscription_id, c.channel, c.status_state, c.legal_basis,
+       c.legal_basis_explanation, c.changed_at
+FROM hubspot_consent_sync_unseen_ids i
+JOIN consent_changes c ON c.changed_at = i.changed_at
+WHERE i.change_id IS NULL AND c.change_id IS NULL
+  AND c.changed_at >= :lookback_start AND c.changed_at < :interval_end
+UNION ALL
+SELECT c.change_id, c.email, c.subscription_id, c.channel, c.status_state, c.legal_basis,
+       c.legal_basis_explanation, c.changed_at
+FROM consent_changes c
+WHERE c.changed_at IS NULL
+  AND (c.change_id IS NULL
+       OR c.change_id IN (SELECT i.change_id FROM hubspot_consent_sync_unseen_ids i
+                          WHERE i.changed_at IS NULL));
+
+ANALYZE hubspot_consent_sync_unseen;
