@@ -83,10 +83,16 @@ key_changes AS (
     UNION ALL
     SELECT k.key_email, k.subscription_id, k.channel, c.change_id, c.changed_at
     FROM considered_keys k
-    JOIN consent_changes c
-      ON LOWER(TRIM(BOTH ' ' FROM c.email)) = k.key_email AND c.subscription_id = k.subscription_id
-     AND c.channel = k.channel
-    WHERE k.since IS NULL AND c.changed_at IS NOT NULL
+    -- Per key too: a join lets PostgreSQL sort the whole source for a merge, even for no keys.
+    CROSS JOIN LATERAL (
+        SELECT c.change_id, c.changed_at
+        FROM consent_changes c
+        WHERE LOWER(TRIM(BOTH ' ' FROM c.email)) = k.key_email
+          AND c.subscription_id = k.subscription_id AND c.channel = k.channel
+          AND c.changed_at IS NOT NULL
+        OFFSET 0
+    ) c
+    WHERE k.since IS NULL
 ),
 -- NULLS LAST is explicit because the engines' default null order for DESC differs
 -- (PostgreSQL: first, DuckDB: last). A key's email is LOWER(TRIM(BOTH ' ' FROM email)): a bare
