@@ -1,7 +1,7 @@
 -- Extract's first step (candidates.sql is the second): the changes of the lookback window and the
 -- undated ones that have no final outcome in the ledger yet, into hubspot_consent_sync_unseen,
--- which candidates.sql reads. Both temporary tables get their statistics (ANALYZE), so that each
--- later statement is planned for the night's rows: the estimate of an anti-join against the
+-- which candidates.sql reads. Each temporary table gets its statistics (ANALYZE), so that the
+-- statements after it are planned for the night's rows: the estimate of an anti-join against the
 -- ledger is anything from one row to the window's size, and either sends the lookups that follow
 -- into nested or whole-table loops.
 --
