@@ -263,13 +263,7 @@ def test_every_source_row_of_an_unfinished_id_reaches_validation_once(warehouse)
             change("undated-done", changed_at=None),
         ],
     )
-    with warehouse.open() as connection:
-        connection.ensure_ledger()
-        connection.execute(
-            "INSERT INTO hubspot_consent_sync_results (dag_run_id, change_id, outcome, recorded_at,"
-            " attempts) VALUES ('run-1', 'undated-done', 'INVALID', :at, 1)",
-            {"at": NOON},
-        )
+    record(warehouse, "run-1", {"undated-done": "INVALID"})
     window = Window("run-2", INTERVAL_START, INTERVAL_END)
     with warehouse.open() as connection:
         rows = connection.candidates(candidate_params(window)).to_pylist()

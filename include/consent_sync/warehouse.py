@@ -289,7 +289,7 @@ class DuckDBWarehouse(Warehouse):
     @staticmethod
     def _bind(sql: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
         """``:name`` to DuckDB's ``$name``, with the parameters the statement names (DuckDB
-        rejects others, and one parameter set serves both of extract's statements)."""
+        rejects others, and one parameter set serves every statement of extract)."""
         used = set(_PARAM.findall(sql))
         return _PARAM.sub(r"$\1", sql), {k: v for k, v in (params or {}).items() if k in used}
 
