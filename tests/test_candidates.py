@@ -202,6 +202,28 @@ def test_a_late_row_is_superseded_by_a_newer_finished_change_of_its_key(warehous
     assert candidates(warehouse)["late"]["key_latest_change_id"] == "newer"
 
 
+def test_a_late_row_sees_its_keys_changes_in_and_after_the_interval(warehouse):
+    # A late row's key is searched by key up to the interval, and its newer changes come from the
+    # interval's range and, beyond the interval's end, by key again.
+    insert_changes(
+        warehouse,
+        [
+            change("late-a", "a@x.com", changed_at=NOON - timedelta(days=10)),
+            change("tonight-a", "a@x.com", changed_at=NOON),
+            change("late-b", "b@x.com", changed_at=NOON - timedelta(days=10)),
+            change("next-night-b", "b@x.com", changed_at=INTERVAL_END + timedelta(hours=5)),
+            change("late-c", "c@x.com", changed_at=NOON - timedelta(days=10)),
+            change("older-c", "c@x.com", changed_at=NOON - timedelta(days=20)),
+        ],
+    )
+    record(warehouse, "run-1", {"tonight-a": "SYNCED", "older-c": "SYNCED"})
+    found = candidates(warehouse)
+    assert set(found) == {"late-a", "late-b", "late-c"}
+    assert found["late-a"]["key_latest_change_id"] == "tonight-a"
+    assert found["late-b"]["key_latest_change_id"] == "next-night-b"
+    assert found["late-c"]["key_latest_change_id"] == "late-c"
+
+
 def test_a_key_whose_only_candidate_has_no_timestamp_is_searched_whole(warehouse):
     insert_changes(
         warehouse,
