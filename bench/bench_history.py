@@ -140,7 +140,7 @@ def explain(fields: dict) -> str:
     from include.consent_sync.warehouse import load_sql, split_statements
 
     params = candidate_params(Window(RUN_ID, INTERVAL_START, INTERVAL_END))
-    statements = [*split_statements(load_sql("unseen_changes")), load_sql("candidates")]
+    statements = [*split_statements(load_sql("considered_changes")), load_sql("candidates")]
     plans = []
     with open_warehouse(fields) as warehouse:
         try:
@@ -152,7 +152,7 @@ def explain(fields: dict) -> str:
                 plan = warehouse.query_arrow("EXPLAIN (ANALYZE, BUFFERS) " + statement, params)
                 plans.append("\n".join(plan.column(0).to_pylist()))
         finally:
-            warehouse._drop_unseen()
+            warehouse._drop_considered()
     return "\n\n".join(plans)
 
 

@@ -138,8 +138,7 @@ def test_the_sql_lists_of_final_outcomes_are_the_contracts():
     # SQL cannot import the contract: what a run reconsiders and what a re-run may replace must
     # both follow FINAL_OUTCOMES.
     for name in (
-        "unseen_changes",
-        "candidates",
+        "considered_changes",
         "delete_unfinished_run_rows",
         "ledger_indexes_postgres",
     ):

@@ -21,9 +21,9 @@ from include.consent_sync.contract import (
 )
 
 SQL_DIR = Path(__file__).parent / "sql"
-#: Extract's temporary tables (unseen_changes.sql): the ids of the window's changes not yet
-#: ruled out, then their rows, which candidates.sql reads.
-UNSEEN_TABLES = ("hubspot_consent_sync_unseen_ids", "hubspot_consent_sync_unseen")
+#: Extract's temporary tables (considered_changes.sql): the ids of the window's changes not yet
+#: ruled out, then the rows the run considers, which candidates.sql reads.
+CONSIDERED_TABLES = ("hubspot_consent_sync_unseen_ids", "hubspot_consent_sync_considered")
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
 
 #: The tables kept up to date beside the ledger, and the SQL that writes a run into each (or,
@@ -106,21 +106,22 @@ class Warehouse:
 
     def candidates(self, params: Mapping[str, Any]):
         """A run's candidate changes (candidates.sql; ``params`` from ``candidate_params``)."""
-        with self.unseen_changes(params):
+        with self.considered_changes(params):
             return self.query_arrow(load_sql("candidates"), params)
 
     @contextmanager
-    def unseen_changes(self, params: Mapping[str, Any]) -> Iterator[None]:
-        """Fill the temporary tables candidates.sql reads (unseen_changes.sql), for its duration."""
-        self._drop_unseen()
+    def considered_changes(self, params: Mapping[str, Any]) -> Iterator[None]:
+        """Fill the temporary tables candidates.sql reads (considered_changes.sql), for its
+        duration."""
+        self._drop_considered()
         try:
-            self.run_script(load_sql("unseen_changes"), params)
+            self.run_script(load_sql("considered_changes"), params)
             yield
         finally:
-            self._drop_unseen()
+            self._drop_considered()
 
-    def _drop_unseen(self) -> None:
-        for table_name in UNSEEN_TABLES:
+    def _drop_considered(self) -> None:
+        for table_name in CONSIDERED_TABLES:
             self._drop_temporary(table_name)
 
     def _drop_temporary(self, table_name: str) -> None:

@@ -8,44 +8,16 @@
 -- cannot revert a newer consent even while a newer run pushes), how many runs it already FAILED
 -- in, the newest SYNCED change of its key, and when this pipeline sent the key UNSUBSCRIBED if
 -- that was its last write to the key (the resubscribe guard must not mistake it for an opt-out).
--- The cost follows the night, not the history: unseen_changes.sql has left the window's changes
--- with no final outcome in hubspot_consent_sync_unseen, and everything here is read by the
+-- The cost follows the night, not the history: considered_changes.sql has left the changes the
+-- run considers in hubspot_consent_sync_considered, and everything here is read by the
 -- interval's range or looked up for their change ids and keys (the ledger's change_id index, the
 -- source's key expression index, the key state's primary key), never by aggregating a whole
--- table. Resync is a branch of its own: a NOT EXISTS inside an OR runs on PostgreSQL as a scan
--- per row.
-WITH finished AS NOT MATERIALIZED (
-    SELECT r.change_id, r.dag_run_id
-    FROM hubspot_consent_sync_results r
-    WHERE r.outcome IN ('SYNCED', 'REJECTED', 'INVALID', 'SKIPPED_SUPERSEDED', 'SKIPPED_HUBSPOT_NEWER')
-),
-considered_rows AS (
-    SELECT u.*, FALSE AS resynced
-    FROM hubspot_consent_sync_unseen u
-    UNION ALL
-    -- resync: a key's latest change of the interval again, once per run (the latest-change
-    -- test comes below, with the other candidates' keys).
-    SELECT w.change_id, w.email, w.subscription_id, w.channel, w.status_state, w.legal_basis,
-           w.legal_basis_explanation, w.changed_at, TRUE AS resynced
-    FROM consent_changes w
-    WHERE :resync AND w.changed_at >= :interval_start AND w.changed_at < :interval_end
-      AND EXISTS (SELECT 1 FROM finished f WHERE f.change_id = w.change_id)
-      AND NOT EXISTS (
-          SELECT 1 FROM finished f WHERE f.change_id = w.change_id AND f.dag_run_id = :dag_run_id
-      )
-),
--- The key, and with it the emails filter, is computed for the considered rows only (LOWER and
--- TRIM over the whole window cost DuckDB more than the rest of the scan).
-considered AS (
-    SELECT *
-    FROM (SELECT r.*, LOWER(TRIM(BOTH ' ' FROM r.email)) AS key_email FROM considered_rows r) keyed
-    WHERE :all_contacts OR key_email = ANY(CAST(:emails AS TEXT[]))
-),
-failures AS (
+-- table.
+WITH failures AS (
     SELECT r.change_id, COUNT(DISTINCT r.dag_run_id) AS failed_runs
     FROM hubspot_consent_sync_results r
     WHERE r.outcome = 'FAILED' AND r.dag_run_id <> :dag_run_id
-      AND r.change_id IN (SELECT s.change_id FROM considered s)
+      AND r.change_id IN (SELECT s.change_id FROM hubspot_consent_sync_considered s)
     GROUP BY r.change_id
 ),
 -- The changes that can supersede a considered one. Every change of the interval, read by its
@@ -58,7 +30,7 @@ failures AS (
 -- the key index, DuckDB skips row groups by their changed_at ranges).
 considered_keys AS (
     SELECT key_email, subscription_id, channel, MIN(changed_at) AS since
-    FROM considered
+    FROM hubspot_consent_sync_considered
     WHERE email IS NOT NULL AND subscription_id IS NOT NULL AND channel IS NOT NULL
     GROUP BY key_email, subscription_id, channel
 ),
@@ -126,7 +98,7 @@ SELECT s.change_id, s.email, s.subscription_id, s.channel, s.status_state, s.leg
        y.changed_at AS key_synced_changed_at,
        CASE WHEN y.last_unsubscribed_sent_at = y.last_sent_at THEN y.last_sent_at END
            AS key_sent_unsubscribed_at
-FROM considered s
+FROM hubspot_consent_sync_considered s
 LEFT JOIN failures f ON f.change_id = s.change_id
 LEFT JOIN hubspot_consent_sync_key_state y
        ON y.key_email = s.key_email AND y.subscription_id = s.subscription_id
