@@ -78,22 +78,19 @@ WHERE :all_contacts OR LOWER(TRIM(BOTH ' ' FROM r.email)) = ANY(CAST(:emails AS 
 -- is candidates.sql's test, with the other candidates' keys). They have a final row, so none is
 -- in the table yet.
 INSERT INTO hubspot_consent_sync_considered
+WITH finished AS NOT MATERIALIZED (
+    SELECT f.change_id, f.dag_run_id
+    FROM hubspot_consent_sync_results f
+    WHERE f.outcome IN ('SYNCED', 'REJECTED', 'INVALID', 'SKIPPED_SUPERSEDED', 'SKIPPED_HUBSPOT_NEWER')
+)
 SELECT w.change_id, w.email, w.subscription_id, w.channel, w.status_state, w.legal_basis,
        w.legal_basis_explanation, w.changed_at, LOWER(TRIM(BOTH ' ' FROM w.email)), TRUE
 FROM consent_changes w
 WHERE :resync AND w.changed_at >= :interval_start AND w.changed_at < :interval_end
   AND (:all_contacts OR LOWER(TRIM(BOTH ' ' FROM w.email)) = ANY(CAST(:emails AS TEXT[])))
-  AND EXISTS (
-      SELECT 1
-      FROM hubspot_consent_sync_results f
-      WHERE f.outcome IN ('SYNCED', 'REJECTED', 'INVALID', 'SKIPPED_SUPERSEDED', 'SKIPPED_HUBSPOT_NEWER')
-        AND f.change_id = w.change_id
-  )
+  AND EXISTS (SELECT 1 FROM finished f WHERE f.change_id = w.change_id)
   AND NOT EXISTS (
-      SELECT 1
-      FROM hubspot_consent_sync_results f
-      WHERE f.outcome IN ('SYNCED', 'REJECTED', 'INVALID', 'SKIPPED_SUPERSEDED', 'SKIPPED_HUBSPOT_NEWER')
-        AND f.change_id = w.change_id AND f.dag_run_id = :dag_run_id
+      SELECT 1 FROM finished f WHERE f.change_id = w.change_id AND f.dag_run_id = :dag_run_id
   );
 
 ANALYZE hubspot_consent_sync_considered;
