@@ -396,6 +396,63 @@ def test_schema_gate_accepts_postgres_spellings_of_the_contract(postgres_warehou
     check_source_schema(columns)  # no error
 
 
+def ledger_indexes(connection):
+    """Each index on the ledger: its definition, and its oid (a rebuilt index gets a new one)."""
+    rows = connection.query_arrow(
+        "SELECT c.oid::bigint AS oid, pg_get_indexdef(c.oid) AS definition "
+        "FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid "
+        "WHERE x.indrelid = CAST(:table AS regclass)",
+        {"table": LEDGER_TABLE},
+    ).to_pylist()
+    return {row["definition"]: row["oid"] for row in rows}
+
+
+@pg
+def test_a_load_as_large_as_the_ledger_builds_its_indexes_again(postgres_warehouse, monkeypatch):
+    monkeypatch.setattr(PostgresWarehouse, "REBUILD_INDEXES_MIN_ROWS", 2)
+    with postgres_warehouse.open() as connection:
+        connection.ensure_ledger()
+        connection.execute(f"CREATE INDEX users_own ON {LEDGER_TABLE} (correlation_id)")
+        created = ledger_indexes(connection)
+        # Below the minimum: the indexes are kept up to date, even on an empty ledger.
+        connection.replace_run_rows("run-0", ledger_rows("run-0", ["a"]))
+        small = ledger_indexes(connection)
+        # As large as the ledger: every index but the primary key is built again, as it was,
+        # the user's own too.
+        connection.replace_run_rows("run-1", ledger_rows("run-1", ["b", "c"]))
+        first = ledger_indexes(connection)
+        # Smaller than the ledger: the indexes are kept up to date, not built again.
+        connection.replace_run_rows("run-2", ledger_rows("run-2", ["d", "e"]))
+        kept = ledger_indexes(connection)
+        connection.replace_run_rows("run-3", ledger_rows("run-3", [f"g{i}" for i in range(6)]))
+        rebuilt = ledger_indexes(connection)
+        # A load that fails leaves the indexes as they were (DDL is transactional).
+        duplicate = ledger_rows("run-4", [f"h{i}" for i in range(13)] + ["h0"])
+        with pytest.raises(Exception, match="(?i)duplicate|unique"):
+            connection.replace_run_rows("run-4", duplicate)
+        after_failure = ledger_indexes(connection)
+        connection.execute("SET enable_seqscan = off")
+        plan = connection.query_arrow(
+            f"EXPLAIN SELECT * FROM {LEDGER_TABLE} "
+            "WHERE lower(trim(both ' ' from email)) = 'g5@x.com'"
+        )
+        found = connection.query_arrow(
+            f"SELECT change_id FROM {LEDGER_TABLE} "
+            "WHERE lower(trim(both ' ' from email)) = 'g5@x.com'"
+        )
+    assert len(created) == 5 and any("users_own" in definition for definition in created)
+    assert small == created
+    pkey = next(d for d in created if "_pkey" in d)
+    for before, after in ((created, first), (kept, rebuilt)):
+        assert after.keys() == before.keys()
+        assert after[pkey] == before[pkey]
+        assert all(after[d] != before[d] for d in before if d != pkey)
+    assert kept == first
+    assert after_failure == rebuilt
+    assert "hubspot_consent_sync_results_key" in "\n".join(plan.column(0).to_pylist())
+    assert found["change_id"].to_pylist() == ["g5"]
+
+
 @pg
 def test_ensure_ledger_creates_the_indexes_once(postgres_warehouse):
     with postgres_warehouse.open() as connection:
