@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from airflow.sdk import ObjectStoragePath
 
 from dev import history_data
 from include.consent_sync import pipeline
@@ -50,8 +51,6 @@ def by_change(table):
 
 
 def test_a_night_on_history_considers_its_own_changes_and_records_each_once(history, tmp_path):
-    from airflow.sdk import ObjectStoragePath
-
     folder = ObjectStoragePath(tmp_path.as_uri())
     with history.open() as connection:
         extracted = pipeline.extract(connection, folder, WINDOW)
@@ -240,8 +239,6 @@ def test_a_retried_load_rewrites_nothing_and_a_changed_one_replaces_the_unfinish
 
 @pytest.mark.postgres
 def test_extract_names_the_missing_source_indexes_once(postgres_warehouse, tmp_path, caplog):
-    from airflow.sdk import ObjectStoragePath
-
     from dev.demo_data import create_source_table
 
     with postgres_warehouse.open() as connection:
