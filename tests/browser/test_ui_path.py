@@ -9,6 +9,7 @@ set in the Backfill form; find the ledger Asset. Minutes: it runs 5 DAG runs in 
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -152,18 +153,35 @@ class UI:
         dialog.get_by_role("button", name="Trigger", exact=True).click()
         dialog.wait_for(state="hidden")
 
+    def pick_date(self, field, when) -> None:
+        """Type ``when`` into a date picker until its field shows it. The previous picker must
+        have closed first, and the field is read back: one CI run under load timed out waiting
+        for the form to count 2 runs, with no sign of what it showed."""
+        picker = self.page.locator("[data-scope=popover][data-part=content][data-state=open]")
+        for _ in range(3):
+            field.click()
+            picker.get_by_placeholder("YYYY/MM/DD").fill(when.strftime("%Y/%m/%d"))
+            picker.get_by_placeholder("HH:mm").fill(when.strftime("%H:%M"))
+            self.page.keyboard.press("Escape")
+            picker.wait_for(state="hidden")
+            shown = field.inner_text().strip()
+            if (
+                shown == f"{when:%b} {when.day}, {when:%Y %H:%M}"
+                or shown == f"{when:%b %d, %Y %H:%M}"
+            ):
+                return
+        raise AssertionError(f"the date picker shows {shown!r}, not {when:%Y-%m-%d %H:%M}")
+
     def backfill(self, first, last, emails: list[str]) -> None:
         """A backfill of logical dates ``first``..``last`` with param ``emails``, as the README
         says: params in the form, and "Override parameters on existing runs" ticked."""
         dialog = self.open_trigger_form()
         dialog.get_by_text("Run this Dag for a range of dates").click()
         for index, when in enumerate((first, last)):
-            dialog.get_by_test_id("datetime-input").nth(index).click()
-            picker = self.page.locator("[data-scope=popover][data-part=content][data-state=open]")
-            picker.get_by_placeholder("YYYY/MM/DD").fill(when.strftime("%Y/%m/%d"))
-            picker.get_by_placeholder("HH:mm").fill(when.strftime("%H:%M"))
-            self.page.keyboard.press("Escape")
-        dialog.get_by_text("2 runs will be triggered").wait_for()
+            self.pick_date(dialog.get_by_test_id("datetime-input").nth(index), when)
+        runs = dialog.get_by_text(re.compile(r"\d+ runs? will be triggered"))
+        runs.wait_for()
+        assert runs.inner_text().startswith("2 runs will be triggered"), runs.inner_text()
         dialog.locator("#element_emails").fill("\n".join(emails))
         # Airflow 3.3's Backfill form sends its params only with this box ticked (else
         # dag_run_conf: null); the README and the DAG doc say so.
