@@ -344,8 +344,8 @@ class PostgresWarehouse(Warehouse):
 
     dialect = "postgres"
     COPY_CHUNK_ROWS = 100_000
-    #: Loads smaller than this keep the ledger's indexes as they are, whatever the ledger's size:
-    #: their upkeep costs well under a second.
+    #: Loads smaller than this keep the ledger's indexes up to date, whatever the ledger's size:
+    #: about a second of upkeep at most, not worth holding every reader of the ledger for.
     REBUILD_INDEXES_MIN_ROWS = 100_000
 
     def __init__(self, connection) -> None:
