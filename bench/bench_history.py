@@ -1,7 +1,7 @@
 """Benchmark: one night's non-HTTP steps on a warehouse with months of history.
 
     .venv/bin/python bench/bench_history.py [--warehouse duckdb|postgres|both]
-        [--sizes 0,1000000,3000000,10000000] [--new 30000] [--late 1000] [--failed 500]
+        [--sizes 1000000,3000000,10000000] [--new 30000] [--late 1000] [--failed 500]
         [--repeat 2] [--max-ratio 2] [--max-rss-mib 2048] [--explain FILE] [--keep]
 
 For each warehouse and history size it builds a fresh warehouse with :mod:`dev.history_data`
@@ -9,17 +9,21 @@ For each warehouse and history size it builds a fresh warehouse with :mod:`dev.h
 earlier runs, ~27,000 a night, then the night: ``--new`` changes, ``--late`` late-arriving rows
 and ``--failed`` FAILED rows of earlier runs) in a DuckDB temp file or a new ``consent_bench_*``
 database on PostgreSQL at 127.0.0.1:5432 (created and dropped here, with the source-table
-indexes the README names, then VACUUM ANALYZE of every table). Then it runs extract, validate,
-plan and load_results, each in a fresh child process like an Airflow task (the child of
+indexes the README names, then VACUUM ANALYZE of every table), and beside it the same night on
+an empty history, the baseline of its ratios. Then it runs extract, validate, plan and
+load_results, each in a fresh child process like an Airflow task (the child of
 ``bench/bench_scale.py``: each step's wall time and peak RSS are its own), and load_results once
-more, as a retried task would; each step ``--repeat`` times, keeping the shortest (the machine may
-be busy), a first load after removing what the previous one recorded. On PostgreSQL it also times the two audit queries the README
-shows, and with ``--explain`` writes the ``EXPLAIN ANALYZE`` plan of the extract query.
+more, as a retried task would. Each step runs ``--repeat`` times on each warehouse, the empty
+history's and the size's runs taking turns so that both see the machine as it is at that moment
+(a busy spell would otherwise land on one side of a ratio only), keeping each side's shortest; a
+first load is repeated after removing what the previous one recorded. On PostgreSQL it also
+times the two audit queries the README shows, and with ``--explain`` writes the ``EXPLAIN
+ANALYZE`` plan of the extract query.
 
-Prints, per warehouse and size, each step's time and its ratio to the same night on an empty
-history (size 0, always measured first). Exits 1 when a step's ratio exceeds ``--max-ratio``,
-a step peaks at ``--max-rss-mib`` or more, the retried load takes over 1.1x the first, or the
-night's run does not consider exactly the night's changes.
+Prints, per warehouse and size, each step's time and its ratio to the empty history's, and the
+ratio of the whole night (the four steps together). Exits 1 when a step's ratio exceeds
+``--max-ratio``, a step peaks at ``--max-rss-mib`` or more, the retried load takes over 1.1x the
+first, or the night's run does not consider exactly the night's changes.
 """
 
 from __future__ import annotations
@@ -157,47 +161,64 @@ def explain(fields: dict) -> str:
 
 
 def bench(kind: str, size: int, night, args) -> dict:
+    """``size``'s figures and those of the same night on an empty history, measured in turns."""
     from bench_scale import drop, run_step_in_child
 
-    workdir = Path(tempfile.mkdtemp(prefix=f"consent_history_{kind}_"))
-    staging = workdir / "staging"
-    print(f"\n[{kind} {size:,}] building", flush=True)
-    fields, built = build_in_child(kind, size, night, workdir)
-    print(f"[{kind} {size:,}] built in {built:.0f} s", flush=True)
-    figures = {}
+    sides = {}
     try:
+        for name, rows in (("empty", 0), ("history", size)):
+            workdir = Path(tempfile.mkdtemp(prefix=f"consent_history_{kind}_"))
+            print(f"\n[{kind} {rows:,}] building", flush=True)
+            fields, built = build_in_child(kind, rows, night, workdir)
+            print(f"[{kind} {rows:,}] built in {built:.0f} s", flush=True)
+            sides[name] = {"rows": rows, "fields": fields, "workdir": workdir, "built": built}
+        figures = {"empty": {}, "history": {}}
         for step in (*STEPS, "load_results retry"):
-            # The shortest of --repeat runs: the machine may be busy with other work. A first
-            # load is repeated after removing what the previous one recorded.
-            runs = []
+            runs = {"empty": [], "history": []}
             for attempt in range(args.repeat):
-                if step == "load_results" and attempt:
-                    forget_the_night(fields)
-                runs.append(
-                    run_step_in_child(step.split()[0], fields, staging, label=f"step {step}")
+                for name, side in sides.items():
+                    if step == "load_results" and attempt:
+                        forget_the_night(side["fields"])
+                    runs[name].append(
+                        run_step_in_child(
+                            step.split()[0],
+                            side["fields"],
+                            side["workdir"] / "staging",
+                            label=f"step {step}",
+                        )
+                    )
+            for name, side_runs in runs.items():
+                result = min(side_runs, key=lambda r: r["step_s"])
+                result["peak_rss_mib"] = max(r["peak_rss_mib"] for r in side_runs)
+                figures[name][step] = result
+                print(
+                    f"[{kind} {sides[name]['rows']:,}] {step:<18} step {result['step_s']:6.2f} s "
+                    f"| process {result['process_s']:5.1f} s | peak RSS "
+                    f"{result['peak_rss_mib']:5.0f} MiB | {json.dumps(result['facts'])}",
+                    flush=True,
                 )
-            result = min(runs, key=lambda r: r["step_s"])
-            result["peak_rss_mib"] = max(r["peak_rss_mib"] for r in runs)
-            figures[step] = result
-            print(
-                f"[{kind} {size:,}] {step:<18} step {result['step_s']:6.2f} s | process "
-                f"{result['process_s']:5.1f} s | peak RSS {result['peak_rss_mib']:5.0f} MiB | "
-                f"{json.dumps(result['facts'])}",
-                flush=True,
-            )
-        audits = audit_times(fields) if kind == "postgres" else {}
+        history = sides["history"]["fields"]
+        audits = audit_times(history) if kind == "postgres" else {}
         for name, seconds in audits.items():
             print(f"[{kind} {size:,}] audit: {name:<18} {seconds:6.3f} s")
         if args.explain and kind == "postgres" and size == max(args.sizes):
-            Path(args.explain).write_text(explain(fields) + "\n")
+            Path(args.explain).write_text(explain(history) + "\n")
             print(f"[{kind} {size:,}] extract plan written to {args.explain}")
     finally:
-        if args.keep:
-            print(f"[{kind} {size:,}] kept: {fields}")
-        else:
-            drop(kind, fields)
-            shutil.rmtree(workdir, ignore_errors=True)
-    return {"kind": kind, "size": size, "build_s": built, "steps": figures, "audits": audits}
+        for side in sides.values():
+            if args.keep:
+                print(f"[{kind} {side['rows']:,}] kept: {side['fields']}")
+            else:
+                drop(kind, side["fields"])
+                shutil.rmtree(side["workdir"], ignore_errors=True)
+    return {
+        "kind": kind,
+        "size": size,
+        "build_s": sides["history"]["built"],
+        "steps": figures["history"],
+        "empty_steps": figures["empty"],
+        "audits": audits,
+    }
 
 
 def check(results: list[dict], night, args) -> list[str]:
@@ -205,30 +226,45 @@ def check(results: list[dict], night, args) -> list[str]:
 
     failures = []
     expected = len(expected_candidates(night))
-    baseline = {(r["kind"]): r for r in results if r["size"] == 0}
-    print("\nsummary (step seconds; ratio to the same night on an empty history)")
+    print(
+        "\nsummary (step seconds; ratio to the same night on an empty history, measured in turns)"
+    )
     for result in results:
-        kind, size, steps = result["kind"], result["size"], result["steps"]
-        base = baseline[kind]["steps"]
+        kind, size, steps, empty = (
+            result["kind"],
+            result["size"],
+            result["steps"],
+            result["empty_steps"],
+        )
         cells = []
         for step in (*STEPS, "load_results retry"):
-            ratio = steps[step]["step_s"] / max(base[step]["step_s"], 1e-9)
-            cells.append(f"{step} {steps[step]['step_s']:.2f} s ({ratio:.2f}x)")
+            ratio = steps[step]["step_s"] / max(empty[step]["step_s"], 1e-9)
+            cells.append(
+                f"{step} {steps[step]['step_s']:.2f} s / {empty[step]['step_s']:.2f} s "
+                f"({ratio:.2f}x)"
+            )
             if step in STEPS and ratio > args.max_ratio:
                 failures.append(f"{kind} {size:,}: {step} took {ratio:.2f}x the empty history's")
-            if steps[step]["peak_rss_mib"] >= args.max_rss_mib:
-                failures.append(
-                    f"{kind} {size:,}: {step} peaked at {steps[step]['peak_rss_mib']:.0f} MiB"
-                )
+            for figures in (steps, empty):
+                if figures[step]["peak_rss_mib"] >= args.max_rss_mib:
+                    failures.append(
+                        f"{kind} {size:,}: {step} peaked at {figures[step]['peak_rss_mib']:.0f} MiB"
+                    )
+        night_s = sum(steps[step]["step_s"] for step in STEPS)
+        empty_night_s = sum(empty[step]["step_s"] for step in STEPS)
+        cells.append(
+            f"night {night_s:.2f} s / {empty_night_s:.2f} s ({night_s / empty_night_s:.2f}x)"
+        )
         print(f"  {kind:<8} {size:>11,}: " + " | ".join(cells))
-        if steps["extract"]["facts"]["candidates"] != expected:
-            failures.append(
-                f"{kind} {size:,}: {steps['extract']['facts']['candidates']:,} candidates, "
-                f"expected {expected:,}"
-            )
-        # A second of load at the empty history varies by a tenth between identical runs.
-        if steps["load_results retry"]["step_s"] > 1.1 * steps["load_results"]["step_s"]:
-            failures.append(f"{kind} {size:,}: the retried load took over 1.1x the first")
+        for figures in (steps, empty):
+            if figures["extract"]["facts"]["candidates"] != expected:
+                failures.append(
+                    f"{kind} {size:,}: {figures['extract']['facts']['candidates']:,} candidates, "
+                    f"expected {expected:,}"
+                )
+            # A second of load at the empty history varies by a tenth between identical runs.
+            if figures["load_results retry"]["step_s"] > 1.1 * figures["load_results"]["step_s"]:
+                failures.append(f"{kind} {size:,}: the retried load took over 1.1x the first")
         for name, seconds in result["audits"].items():
             if seconds >= 2:
                 failures.append(f"{kind} {size:,}: audit {name} took {seconds:.1f} s")
@@ -243,9 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warehouse", choices=("duckdb", "postgres", "both"), default="both")
     parser.add_argument(
         "--sizes",
-        type=lambda text: sorted({0, *(int(s) for s in text.split(","))}),
-        default=[0, 1_000_000, 3_000_000, 10_000_000],
-        help="history sizes, comma-separated (0, the baseline, is always run)",
+        type=lambda text: sorted({int(s) for s in text.split(",")} - {0}),
+        default=[1_000_000, 3_000_000, 10_000_000],
+        help="history sizes, comma-separated (each is measured beside an empty history)",
     )
     parser.add_argument("--new", type=int, default=30_000)
     parser.add_argument("--late", type=int, default=1_000)
@@ -257,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the warehouses")
     parser.add_argument("--build", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if not args.sizes:
+        parser.error("--sizes needs at least one history size above 0")
     if args.build:
         kind, size, counts, workdir = json.loads(args.build)
         fields, built = prepare(kind, size, Night(*counts), Path(workdir))
