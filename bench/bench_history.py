@@ -172,9 +172,9 @@ def bench(kind: str, size: int, night, args) -> dict:
             fields, built = build_in_child(kind, rows, night, workdir)
             print(f"[{kind} {rows:,}] built in {built:.0f} s", flush=True)
             sides[name] = {"rows": rows, "fields": fields, "workdir": workdir, "built": built}
-        figures = {"empty": {}, "history": {}}
+        figures = {name: {} for name in sides}
         for step in (*STEPS, "load_results retry"):
-            runs = {"empty": [], "history": []}
+            runs = {name: [] for name in sides}
             for attempt in range(args.repeat):
                 for name, side in sides.items():
                     if step == "load_results" and attempt:
@@ -236,6 +236,8 @@ def check(results: list[dict], night, args) -> list[str]:
             result["steps"],
             result["empty_steps"],
         )
+        # A failure names the warehouse it was measured on.
+        sides = ((f"{kind} {size:,}", steps), (f"{kind} 0 (beside {size:,})", empty))
         cells = []
         for step in (*STEPS, "load_results retry"):
             ratio = steps[step]["step_s"] / max(empty[step]["step_s"], 1e-9)
@@ -245,10 +247,10 @@ def check(results: list[dict], night, args) -> list[str]:
             )
             if step in STEPS and ratio > args.max_ratio:
                 failures.append(f"{kind} {size:,}: {step} took {ratio:.2f}x the empty history's")
-            for figures in (steps, empty):
+            for label, figures in sides:
                 if figures[step]["peak_rss_mib"] >= args.max_rss_mib:
                     failures.append(
-                        f"{kind} {size:,}: {step} peaked at {figures[step]['peak_rss_mib']:.0f} MiB"
+                        f"{label}: {step} peaked at {figures[step]['peak_rss_mib']:.0f} MiB"
                     )
         night_s = sum(steps[step]["step_s"] for step in STEPS)
         empty_night_s = sum(empty[step]["step_s"] for step in STEPS)
@@ -256,15 +258,15 @@ def check(results: list[dict], night, args) -> list[str]:
             f"night {night_s:.2f} s / {empty_night_s:.2f} s ({night_s / empty_night_s:.2f}x)"
         )
         print(f"  {kind:<8} {size:>11,}: " + " | ".join(cells))
-        for figures in (steps, empty):
+        for label, figures in sides:
             if figures["extract"]["facts"]["candidates"] != expected:
                 failures.append(
-                    f"{kind} {size:,}: {figures['extract']['facts']['candidates']:,} candidates, "
+                    f"{label}: {figures['extract']['facts']['candidates']:,} candidates, "
                     f"expected {expected:,}"
                 )
             # A second of load at the empty history varies by a tenth between identical runs.
             if figures["load_results retry"]["step_s"] > 1.1 * figures["load_results"]["step_s"]:
-                failures.append(f"{kind} {size:,}: the retried load took over 1.1x the first")
+                failures.append(f"{label}: the retried load took over 1.1x the first")
         for name, seconds in result["audits"].items():
             if seconds >= 2:
                 failures.append(f"{kind} {size:,}: audit {name} took {seconds:.1f} s")
